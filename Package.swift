@@ -1,0 +1,74 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One responsibility per target; see docs/architecture.md.
+let package = Package(
+    name: "lockscope",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "lockscope", targets: ["lockscope"]),
+        .executable(name: "lockscope-testbed", targets: ["lockscope-testbed"]),
+        .library(name: "LockscopeCore", targets: ["LockscopeCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Only what Swift cannot call directly (variadic ptrace, wait-status macros,
+        // missing constants). No logic.
+        .target(
+            name: "CLockscope",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
+            name: "LockscopeCore",
+            dependencies: [
+                "CLockscope",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "LockscopeTrace",
+            dependencies: ["LockscopeCore", "CLockscope"]
+        ),
+        .target(
+            name: "LockscopeDiagnosis",
+            dependencies: ["LockscopeCore", "LockscopeTrace"]
+        ),
+        .target(
+            name: "LockscopeRender",
+            dependencies: ["LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis"]
+        ),
+        .executableTarget(
+            name: "lockscope",
+            dependencies: [
+                "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "lockscope-testbed",
+            dependencies: ["CLockscope"]
+        ),
+        .testTarget(
+            name: "LockscopeCoreTests",
+            dependencies: ["LockscopeCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LockscopeTraceTests",
+            dependencies: ["LockscopeTrace", "LockscopeCore"]
+        ),
+        .testTarget(
+            name: "LockscopeDiagnosisTests",
+            dependencies: ["LockscopeDiagnosis", "LockscopeRender", "LockscopeCore", "LockscopeTrace"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LockscopeCLITests",
+            dependencies: ["LockscopeCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,269 @@
+/// The values the scanner produces and every later stage (trace, diagnosis,
+/// renderers) consumes. Plain data: no I/O, no formatting.
+
+/// The lock personalities /proc/locks distinguishes (fs/locks.c `lock_get_status()`).
+public enum LockKind: String, Sendable, Hashable, CaseIterable {
+    case flock = "FLOCK"
+    case posix = "POSIX"
+    case ofd = "OFDLCK"
+    case lease = "LEASE"
+    case deleg = "DELEG"
+    /// `FL_ACCESS`: a transient POSIX entry used while checking mandatory locks (old kernels).
+    case access = "ACCESS"
+    case unknown = "UNKNOWN"
+}
+
+public enum LockAccess: String, Sendable, Hashable {
+    case read = "READ"
+    case write = "WRITE"
+    case unlock = "UNLCK"
+}
+
+/// What the kernel says about the process that owns a lock, after checking it.
+public enum OwnerStatus: String, Sendable, Hashable {
+    /// The pid in /proc/locks is alive and holds the lock through one of its fds.
+    case alive
+    /// OFD lock: /proc/locks prints -1; owners are resolved from fdinfo.
+    case ofd
+    /// The pid no longer exists; the lock lives on in a descriptor someone inherited.
+    case gone
+    /// A process with that pid exists but holds no fd with this lock: the pid was reused.
+    case reused
+    /// 0 in /proc/locks: the owner is not visible from our pid namespace.
+    case invisible
+    /// Could not be checked (permission, or a fixture without fdinfo).
+    case unknown
+}
+
+/// A thread's current system call as `/proc/PID/task/TID/syscall` reports it
+/// (`proc_pid_syscall()` in fs/proc/base.c): a number and six raw arguments, or
+/// "running", or `-1` (blocked in the kernel but not in a system call).
+public enum SyscallState: Sendable, Hashable {
+    case running
+    case notInSyscall
+    case inSyscall(number: Int, args: [UInt64], stackPointer: UInt64, programCounter: UInt64)
+    /// Not readable (permission) or the thread vanished.
+    case unavailable
+}
+
+/// One thread of an interesting process.
+public struct ThreadFacts: Sendable, Hashable {
+    public var tid: Int32
+    public var state: Character
+    public var syscall: SyscallState
+    public var wchan: String?
+
+    public init(tid: Int32, state: Character, syscall: SyscallState, wchan: String? = nil) {
+        self.tid = tid
+        self.state = state
+        self.syscall = syscall
+        self.wchan = wchan
+    }
+}
+
+/// What we know about a process, read once per scan.
+public struct ProcessFacts: Sendable, Hashable {
+    public var pid: Int32
+    public var ppid: Int32
+    public var comm: String
+    /// argv, exactly as /proc/PID/cmdline holds it (may contain any bytes but NUL).
+    public var cmdline: [String]
+    public var uid: UInt32?
+    public var user: String?
+    /// R, S, D, T, t, Z, I … from /proc/PID/stat.
+    public var state: Character
+    /// Seconds since the process started (from stat field 22 and /proc/uptime).
+    public var ageSeconds: Double?
+    /// CPU time consumed so far, in clock ticks (utime + stime).
+    public var cpuTicks: UInt64
+    public var tracerPid: Int32
+    /// `pid:[4026531836]` from /proc/PID/ns/pid.
+    public var pidNamespace: String?
+    /// `mnt:[4026531841]` from /proc/PID/ns/mnt.
+    public var mountNamespace: String?
+    /// A short hint that the process runs in a container (docker/containerd/podman/k8s id, or the cgroup path).
+    public var container: String?
+    public var cgroup: String?
+    public var threads: [ThreadFacts]
+
+    public init(pid: Int32, ppid: Int32 = 0, comm: String, cmdline: [String] = [], uid: UInt32? = nil,
+                user: String? = nil, state: Character = "?", ageSeconds: Double? = nil, cpuTicks: UInt64 = 0,
+                tracerPid: Int32 = 0, pidNamespace: String? = nil, mountNamespace: String? = nil,
+                container: String? = nil, cgroup: String? = nil, threads: [ThreadFacts] = []) {
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.cmdline = cmdline
+        self.uid = uid
+        self.user = user
+        self.state = state
+        self.ageSeconds = ageSeconds
+        self.cpuTicks = cpuTicks
+        self.tracerPid = tracerPid
+        self.pidNamespace = pidNamespace
+        self.mountNamespace = mountNamespace
+        self.container = container
+        self.cgroup = cgroup
+        self.threads = threads
+    }
+}
+
+/// A process that holds a granted lock through one of its descriptors.
+public struct Holder: Sendable, Hashable {
+    public var pid: Int32
+    /// The descriptor whose fdinfo carries the `lock:` line; nil when only /proc/locks names the pid.
+    public var fd: Int32?
+    /// True for the pid /proc/locks names; co-holders that share the open file description are false.
+    public var isOwner: Bool
+    public var process: ProcessFacts?
+
+    public init(pid: Int32, fd: Int32?, isOwner: Bool, process: ProcessFacts? = nil) {
+        self.pid = pid
+        self.fd = fd
+        self.isOwner = isOwner
+        self.process = process
+    }
+}
+
+/// How a waiter was found.
+public enum WaiterSource: String, Sendable, Hashable {
+    /// A `->` line in /proc/locks.
+    case kernel
+    /// A thread whose current syscall is a blocking lock call on an fd to the file (e.g. OFD waiters).
+    case syscall
+}
+
+/// A process (thread) blocked in the kernel waiting for a lock.
+public struct Waiter: Sendable, Hashable {
+    public var pid: Int32
+    /// The blocked thread; equals pid for single-threaded processes. Nil when no thread could be matched.
+    public var tid: Int32?
+    public var fd: Int32?
+    public var kind: LockKind
+    public var access: LockAccess
+    public var start: Int64
+    public var end: Int64?
+    /// The pid of the holder at the root of the kernel's blocking tree (what really blocks it).
+    public var blockedBy: Int32?
+    /// The pid of the entry directly above it in the kernel's tree (may be another waiter).
+    public var directBlocker: Int32?
+    /// 1-based position among the waiters of the same lock, in the kernel's order.
+    public var queuePosition: Int
+    public var source: WaiterSource
+    public var process: ProcessFacts?
+
+    public init(pid: Int32, tid: Int32?, fd: Int32?, kind: LockKind, access: LockAccess, start: Int64, end: Int64?,
+                blockedBy: Int32?, directBlocker: Int32?, queuePosition: Int, source: WaiterSource,
+                process: ProcessFacts? = nil) {
+        self.pid = pid
+        self.tid = tid
+        self.fd = fd
+        self.kind = kind
+        self.access = access
+        self.start = start
+        self.end = end
+        self.blockedBy = blockedBy
+        self.directBlocker = directBlocker
+        self.queuePosition = queuePosition
+        self.source = source
+        self.process = process
+    }
+}
+
+/// One granted lock with everyone who holds it and everyone queued behind it.
+public struct LockEntry: Sendable, Hashable {
+    public var file: FileIdentity?
+    /// The file's path as the holder's descriptor shows it (readlink), when known.
+    public var path: String?
+    public var kind: LockKind
+    public var access: LockAccess
+    /// ADVISORY, MANDATORY, *NOINODE*, ACTIVE, BREAKING, BREAKER.
+    public var mode: String
+    public var start: Int64
+    /// nil means EOF (the lock extends to the end of the file, whatever its size).
+    public var end: Int64?
+    /// The pid exactly as /proc/locks prints it (-1 for OFD, 0 if not visible).
+    public var kernelPid: Int32
+    public var ownerStatus: OwnerStatus
+    public var holders: [Holder]
+    public var waiters: [Waiter]
+
+    public init(file: FileIdentity?, path: String?, kind: LockKind, access: LockAccess, mode: String, start: Int64,
+                end: Int64?, kernelPid: Int32, ownerStatus: OwnerStatus, holders: [Holder] = [], waiters: [Waiter] = []) {
+        self.file = file
+        self.path = path
+        self.kind = kind
+        self.access = access
+        self.mode = mode
+        self.start = start
+        self.end = end
+        self.kernelPid = kernelPid
+        self.ownerStatus = ownerStatus
+        self.holders = holders
+        self.waiters = waiters
+    }
+}
+
+/// A process that has the file open but neither holds nor waits in the kernel.
+public struct Opener: Sendable, Hashable {
+    public enum Activity: String, Sendable, Hashable {
+        /// Sleeping between non-blocking attempts (`flock(LOCK_NB)` + sleep, e.g. `iptables -w 5`).
+        case polling
+        case idle
+    }
+    public var pid: Int32
+    public var fd: Int32
+    public var file: FileIdentity
+    public var activity: Activity
+    public var process: ProcessFacts?
+
+    public init(pid: Int32, fd: Int32, file: FileIdentity, activity: Activity, process: ProcessFacts? = nil) {
+        self.pid = pid
+        self.fd = fd
+        self.file = file
+        self.activity = activity
+        self.process = process
+    }
+}
+
+/// What could not be looked at, counted once for the whole scan.
+public struct ScanCoverage: Sendable, Hashable {
+    public var processesScanned: Int = 0
+    public var descriptorsScanned: Int = 0
+    /// Processes whose fd table or fdinfo we were not allowed to read.
+    public var processesDenied: Int = 0
+    /// Processes that vanished while we looked (not an error).
+    public var processesVanished: Int = 0
+
+    public init() {}
+}
+
+/// A file the user asked about, with the identity it resolved to.
+public struct Target: Sendable, Hashable {
+    /// The argument as given (a path or `MAJ:MIN:INODE`).
+    public var argument: String
+    public var file: FileIdentity
+    /// The canonical path, as readlink of a descriptor on it shows it, when known.
+    public var path: String?
+
+    public init(argument: String, file: FileIdentity, path: String?) {
+        self.argument = argument
+        self.file = file
+        self.path = path
+    }
+}
+
+/// The holder/waiter graph for some files (or for every lock, with `list`).
+public struct LockReport: Sendable, Hashable {
+    public var targets: [Target]
+    public var locks: [LockEntry]
+    public var openers: [Opener]
+    public var coverage: ScanCoverage
+
+    public init(targets: [Target] = [], locks: [LockEntry] = [], openers: [Opener] = [], coverage: ScanCoverage = ScanCoverage()) {
+        self.targets = targets
+        self.locks = locks
+        self.openers = openers
+        self.coverage = coverage
+    }
+}
