@@ -51,23 +51,28 @@ let package = Package(
             name: "lockscope-testbed",
             dependencies: ["CLockscope"]
         ),
+        // Spawning and cleaning up testbed processes for live tests (not shipped).
+        .target(
+            name: "LockscopeTestSupport",
+            dependencies: ["CLockscope"]
+        ),
         .testTarget(
             name: "LockscopeCoreTests",
-            dependencies: ["LockscopeCore"],
+            dependencies: ["LockscopeCore", "LockscopeTestSupport", "lockscope-testbed"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "LockscopeTraceTests",
-            dependencies: ["LockscopeTrace", "LockscopeCore"]
+            dependencies: ["LockscopeTrace", "LockscopeCore", "LockscopeRender", "LockscopeTestSupport", "lockscope-testbed"]
         ),
         .testTarget(
             name: "LockscopeDiagnosisTests",
-            dependencies: ["LockscopeDiagnosis", "LockscopeRender", "LockscopeCore", "LockscopeTrace"],
+            dependencies: ["LockscopeDiagnosis", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeTestSupport", "lockscope-testbed"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "LockscopeCLITests",
-            dependencies: ["LockscopeCore"]
+            dependencies: ["LockscopeCore", "LockscopeTestSupport", "lockscope", "lockscope-testbed"]
         ),
     ],
     swiftLanguageModes: [.v5]

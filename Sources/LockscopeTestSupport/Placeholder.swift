@@ -1,0 +1,1 @@
+// Live-test helpers: spawning testbed processes and cleaning up after them.
