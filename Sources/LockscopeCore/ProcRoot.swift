@@ -91,6 +91,16 @@ public struct ProcRoot: Sendable, Hashable {
         return names
     }
 
+    /// Whether the entry exists (no stat through fd links: this is `access(F_OK)` on /proc itself).
+    public func exists(_ relative: String) -> Bool { access(absolute(relative), F_OK) == 0 }
+
+    /// Whether the directory can be listed (e.g. `PID/fd`, which needs ptrace access).
+    public func canList(_ relative: String) -> Bool {
+        guard let dir = opendir(absolute(relative)) else { return false }
+        closedir(dir)
+        return true
+    }
+
     /// Numeric entries of /proc (the processes visible to us), ascending.
     public func listPids() throws(ProcReadError) -> [Int32] {
         try listDirectory("").compactMap { Int32($0) }.sorted()

@@ -11,6 +11,31 @@
 extern "C" {
 #endif
 
+// Host syscall numbers the scanner needs to recognise a thread blocked on a
+// lock or sleeping between attempts; Swift's Glibc module does not export SYS_*.
+// (The tracer has full per-architecture tables; these are only for the host.)
+#include <sys/syscall.h>
+#include <fcntl.h>
+static const long CLS_SYS_FLOCK = SYS_flock;
+static const long CLS_SYS_FCNTL = SYS_fcntl;
+static const long CLS_SYS_NANOSLEEP = SYS_nanosleep;
+static const long CLS_SYS_CLOCK_NANOSLEEP = SYS_clock_nanosleep;
+static const long CLS_SYS_PSELECT6 = SYS_pselect6;
+static const long CLS_SYS_PPOLL = SYS_ppoll;
+#ifdef SYS_select
+static const long CLS_SYS_SELECT = SYS_select;
+#else
+static const long CLS_SYS_SELECT = -1;
+#endif
+#ifdef SYS_poll
+static const long CLS_SYS_POLL = SYS_poll;
+#else
+static const long CLS_SYS_POLL = -1;
+#endif
+static const int CLS_F_SETLKW = F_SETLKW;
+static const int CLS_F_OFD_SETLKW = 38;  // F_OFD_SETLKW, needs _GNU_SOURCE in <fcntl.h>
+static const int CLS_O_PATH = 010000000;  // O_PATH, likewise hidden without _GNU_SOURCE
+
 // getdents64(2): glibc's wrapper is recent and not exported by every Swift
 // Glibc module map; the scan's hot path needs the raw call with our own buffer.
 long cls_getdents64(int fd, void *_Nonnull buffer, size_t count);

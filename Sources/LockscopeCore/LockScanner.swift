@@ -1,0 +1,320 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLockscope
+
+/// Builds the holder/waiter graph (`LockReport`) from /proc.
+///
+/// Order of work, cheapest first: /proc/locks (one read) names the granted locks,
+/// their owners and the kernel's waiter trees; the owners' fdinfo gives each lock's
+/// link text; one parallel fd scan (`FdScanner`) finds every other descriptor with
+/// that text; fdinfo confirms each match by identity and shows which of them carry
+/// the lock (co-holders); thread syscalls place waiters the kernel does not name.
+public struct LockScanner: Sendable {
+    public let proc: ProcRoot
+    /// Never reported: lockscope's own descriptors (it opens the target with O_PATH).
+    public var excludedPids: Set<Int32>
+
+    public init(proc: ProcRoot = ProcRoot(), excludedPids: Set<Int32> = [getpid()]) {
+        self.proc = proc
+        self.excludedPids = excludedPids
+    }
+
+    public struct Options: Sendable {
+        /// Find co-holders (a full fd scan). `who`/`waiters` always do; `list` only with `--holders`.
+        public var coHolders = true
+        /// Read process facts (comm, cmdline, threads …) for everyone in the report.
+        public var processFacts = true
+        public init(coHolders: Bool = true, processFacts: Bool = true) {
+            self.coHolders = coHolders
+            self.processFacts = processFacts
+        }
+    }
+
+    /// The report for specific files.
+    public func report(for targets: [Target], options: Options = Options()) throws(LockscopeError) -> LockReport {
+        let kernel = try readKernelLocks()
+        let wanted = Set(targets.map(\.file))
+        let relevant = kernel.filter { $0.lock.file.map(wanted.contains) ?? false }
+        var links = Set(targets.compactMap { $0.path.map { Array($0.utf8) } })
+        return build(kernel: relevant, targets: targets, files: wanted, links: &links, options: options)
+    }
+
+    /// Every lock on the system (`list`).
+    public func allLocks(options: Options = Options(coHolders: false)) throws(LockscopeError) -> LockReport {
+        let kernel = try readKernelLocks()
+        let files = Set(kernel.compactMap(\.lock.file))
+        var links = Set<[UInt8]>()
+        var report = build(kernel: kernel, targets: [], files: files, links: &links, options: options)
+        report.openers = []  // `list` is about locks; openers of every locked file are noise here
+        return report
+    }
+
+    func readKernelLocks() throws(LockscopeError) -> [KernelLock] {
+        do {
+            return ProcLocksParser.parse(try proc.readText("locks")).locks
+        } catch {
+            throw .procRead(error.path, error.errno)
+        }
+    }
+
+    // MARK: - Building the graph
+
+    /// A descriptor confirmed to refer to one of the files.
+    struct OpenFd {
+        var pid: Int32
+        var fd: Int32
+        var file: FileIdentity
+        var locks: [LockLine]
+        var link: String?
+    }
+
+    func build(kernel: [KernelLock], targets: [Target], files: Set<FileIdentity>, links: inout Set<[UInt8]>,
+               options: Options) -> LockReport {
+        var coverage = ScanCoverage()
+        var inspector = FdInspector(proc: proc)
+
+        // 1. The owners /proc/locks names: their lock-carrying fds give the link text.
+        var open: [OpenFd] = []
+        var ownerPids = Set(kernel.map(\.lock.pid).filter { $0 > 0 })
+        ownerPids.subtract(excludedPids)
+        for pid in ownerPids.sorted() {
+            switch inspector.lockedFds(of: pid, files: files) {
+            case .gone: coverage.processesVanished += 1
+            case .denied: coverage.processesDenied += 1
+            case .fds(let fds):
+                for f in fds {
+                    open.append(f)
+                    if let l = f.link { links.insert(Array(l.utf8)) }
+                }
+            }
+        }
+
+        // 2. Everyone else with the same open file: one scan of every fd on the box.
+        if options.coHolders && !links.isEmpty {
+            let scan = FdScanner(proc: proc).scan(links: Array(links), excluding: excludedPids.union(ownerPids))
+            coverage.processesScanned = scan.coverage.processesScanned + ownerPids.count
+            coverage.descriptorsScanned = scan.coverage.descriptorsScanned
+            coverage.processesDenied += scan.coverage.processesDenied
+            coverage.processesVanished += scan.coverage.processesVanished
+            let linkList = Array(links)
+            for m in scan.matches {
+                guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
+                open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks,
+                                   link: String(decoding: linkList[m.target], as: UTF8.self)))
+            }
+        }
+
+        // 3. Locks with holders and waiters.
+        var threadCache: [Int32: [ThreadFacts]] = [:]
+        func threads(_ pid: Int32) -> [ThreadFacts] {
+            if let t = threadCache[pid] { return t }
+            let t = ProcessReader.threadsOnly(proc: proc, pid: pid)
+            threadCache[pid] = t
+            return t
+        }
+        var claimedWaitFds = Set<PidFd>()
+        var entries: [LockEntry] = []
+        for k in kernel {
+            entries.append(entry(for: k, open: open, threads: threads, claimed: &claimedWaitFds))
+        }
+
+        // 4. Waiters the kernel does not name by pid (OFD: -1) or at all: threads
+        //    blocked in a lock call on a descriptor to the file.
+        var openers: [Opener] = []
+        for o in open where o.locks.isEmpty && !claimedWaitFds.contains(PidFd(pid: o.pid, fd: o.fd)) {
+            if let (tid, request) = blockedLockCall(threads(o.pid), fd: o.fd) {
+                if let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
+                    attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
+                    continue
+                }
+            }
+            openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads(o.pid))))
+        }
+
+        // 5. Facts about everyone named, read once per pid.
+        if options.processFacts {
+            let reader = ProcessReader(proc: proc)
+            var factsCache: [Int32: ProcessFacts?] = [:]
+            func facts(_ pid: Int32) -> ProcessFacts? {
+                if let f = factsCache[pid] { return f }
+                var f = reader.facts(of: pid, withThreads: false)
+                f?.threads = threads(pid)
+                factsCache[pid] = f
+                return f
+            }
+            for i in entries.indices {
+                for h in entries[i].holders.indices { entries[i].holders[h].process = facts(entries[i].holders[h].pid) }
+                for w in entries[i].waiters.indices where entries[i].waiters[w].pid > 0 {
+                    entries[i].waiters[w].process = facts(entries[i].waiters[w].pid)
+                }
+            }
+            for i in openers.indices { openers[i].process = facts(openers[i].pid) }
+        }
+
+        var resolvedTargets = targets
+        for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
+            resolvedTargets[i].path = open.first(where: { $0.file == resolvedTargets[i].file })?.link
+        }
+        return LockReport(targets: resolvedTargets, locks: entries, openers: openers, coverage: coverage)
+    }
+
+    struct PidFd: Hashable {
+        var pid: Int32
+        var fd: Int32
+    }
+
+    /// One granted lock: its holders (owner + co-holders through the same open
+    /// file description) and its waiters with the holder that really blocks them.
+    func entry(for k: KernelLock, open: [OpenFd], threads: (Int32) -> [ThreadFacts],
+               claimed: inout Set<PidFd>) -> LockEntry {
+        let l = k.lock
+        var holders: [Holder] = []
+        var path: String? = nil
+        for o in open where o.file == l.file && o.locks.contains(where: { sameLock($0, l) }) {
+            holders.append(Holder(pid: o.pid, fd: o.fd, isOwner: l.pid > 0 && o.pid == l.pid))
+            if path == nil { path = o.link }
+        }
+        if path == nil { path = open.first(where: { $0.file == l.file })?.link }
+        let status: OwnerStatus
+        if l.kind == .ofd || l.pid == -1 {
+            status = .ofd
+        } else if l.pid == 0 {
+            status = .invisible
+        } else if holders.contains(where: { $0.isOwner }) {
+            status = .alive
+        } else if excludedPids.contains(l.pid) {
+            status = .alive
+        } else {
+            switch (try? proc.readText("\(l.pid)/stat")) {
+            case nil: status = (proc.exists("\(l.pid)") ? .unknown : .gone)
+            case .some:
+                // Alive, but none of its fds carries the lock: the pid was reused
+                // (or it could not be inspected, which the coverage says).
+                status = proc.canList("\(l.pid)/fd") ? .reused : .unknown
+            }
+            if status == .unknown { holders.insert(Holder(pid: l.pid, fd: nil, isOwner: true), at: 0) }
+        }
+        // Owner first, then co-holders by pid.
+        holders.sort { ($0.isOwner ? 0 : 1, $0.pid) < ($1.isOwner ? 0 : 1, $1.pid) }
+
+        // Who blocks the waiters: the owner if it still holds, else the first live holder.
+        let blocker: Int32? = holders.first(where: { $0.isOwner })?.pid ?? holders.first?.pid
+            ?? (l.pid > 0 ? l.pid : nil)
+        var waiters: [Waiter] = []
+        for (i, w) in k.waiters.enumerated() {
+            var waiter = Waiter(pid: w.pid, tid: nil, fd: nil, kind: w.kind, access: w.access, start: w.start,
+                                end: w.end, blockedBy: blocker, directBlocker: nil, queuePosition: i + 1,
+                                source: .kernel)
+            let direct = k.directBlockerPid(ofWaiter: i)
+            waiter.directBlocker = direct > 0 ? direct : nil
+            if w.pid > 0 {
+                if let (tid, fd) = blockedThread(threads(w.pid), pid: w.pid, file: l.file, open: open) {
+                    waiter.tid = tid
+                    waiter.fd = fd
+                    claimed.insert(PidFd(pid: w.pid, fd: fd))
+                }
+            }
+            waiters.append(waiter)
+        }
+        return LockEntry(file: l.file, path: path, kind: l.kind, access: l.access, mode: l.mode, start: l.start,
+                         end: l.end, kernelPid: l.pid, ownerStatus: status, holders: holders, waiters: waiters)
+    }
+
+    /// A kernel-listed waiter (pid known): which thread, on which fd.
+    func blockedThread(_ threads: [ThreadFacts], pid: Int32, file: FileIdentity?, open: [OpenFd]) -> (Int32, Int32)? {
+        let fds = Set(open.filter { $0.pid == pid && $0.file == file }.map(\.fd))
+        for t in threads {
+            guard case .inSyscall(let nr, let args, _, _) = t.syscall, LockCall(number: nr, args: args) != nil else { continue }
+            let fd = Int32(truncatingIfNeeded: args[0])
+            if fds.isEmpty || fds.contains(fd) { return (t.tid, fd) }
+        }
+        return nil
+    }
+
+    /// An opener's thread blocked in a lock call on `fd`, with what it asked for.
+    func blockedLockCall(_ threads: [ThreadFacts], fd: Int32) -> (Int32, LockCall)? {
+        for t in threads {
+            guard case .inSyscall(let nr, let args, _, _) = t.syscall, let call = LockCall(number: nr, args: args),
+                  Int32(truncatingIfNeeded: args[0]) == fd, call.blocking else { continue }
+            return (t.tid, call)
+        }
+        return nil
+    }
+
+    func attachSyscallWaiter(_ e: inout LockEntry, pid: Int32, tid: Int32, fd: Int32, request: LockCall) {
+        // An OFD waiter appears in /proc/locks as pid -1; fill in the first unclaimed one.
+        if let i = e.waiters.firstIndex(where: { $0.pid == -1 && $0.tid == nil }) {
+            e.waiters[i].pid = pid
+            e.waiters[i].tid = tid
+            e.waiters[i].fd = fd
+            if e.waiters[i].directBlocker == nil || e.waiters[i].directBlocker == -1 { e.waiters[i].directBlocker = e.waiters[i].blockedBy }
+            return
+        }
+        e.waiters.append(Waiter(pid: pid, tid: tid, fd: fd, kind: request.kind, access: request.access, start: request.start ?? 0,
+                                end: nil, blockedBy: e.holders.first?.pid, directBlocker: e.holders.first?.pid,
+                                queuePosition: e.waiters.count + 1, source: .syscall))
+    }
+
+    func overlaps(_ e: LockEntry, _ call: LockCall) -> Bool {
+        switch call.kind {
+        case .flock: return e.kind == .flock
+        default: return e.kind == .posix || e.kind == .ofd
+        }
+    }
+
+    /// Polling: asleep between non-blocking attempts (`flock(LOCK_NB)` + sleep, as
+    /// `iptables -w` does), or caught in the non-blocking attempt itself.
+    func activity(_ threads: [ThreadFacts]) -> Opener.Activity {
+        for t in threads {
+            guard case .inSyscall(let nr, let args, _, _) = t.syscall else { continue }
+            if nr == CLS_SYS_NANOSLEEP || nr == CLS_SYS_CLOCK_NANOSLEEP { return .polling }
+            if let c = LockCall(number: nr, args: args), !c.blocking { return .polling }
+            // select/poll used purely as a sleep: no descriptors.
+            if (nr == CLS_SYS_SELECT || nr == CLS_SYS_PSELECT6) && args[0] == 0 { return .polling }
+            if (nr == CLS_SYS_POLL || nr == CLS_SYS_PPOLL) && args[1] == 0 { return .polling }
+        }
+        return .idle
+    }
+}
+
+/// Two lock lines describe the same lock (fdinfo's `lock:` vs /proc/locks): the
+/// ordinal differs, everything else is printed by the same function.
+func sameLock(_ a: LockLine, _ b: LockLine) -> Bool {
+    a.kind == b.kind && a.access == b.access && a.file == b.file && a.start == b.start && a.end == b.end && a.pid == b.pid
+}
+
+/// A blocking-lock system call decoded from raw syscall arguments (host arch).
+public struct LockCall: Sendable, Hashable {
+    public var kind: LockKind
+    public var access: LockAccess
+    public var blocking: Bool
+    public var start: Int64?
+
+    /// flock(fd, op) or fcntl(fd, F_SETLK[W]/F_OFD_SETLK[W], …); nil for anything else.
+    public init?(number: Int, args: [UInt64]) {
+        if number == CLS_SYS_FLOCK {
+            let op = Int32(truncatingIfNeeded: args[1])
+            guard op & (LOCK_SH | LOCK_EX) != 0 else { return nil }
+            kind = .flock
+            access = op & LOCK_EX != 0 ? .write : .read
+            blocking = op & LOCK_NB == 0
+            start = nil
+            return
+        }
+        if number == CLS_SYS_FCNTL {
+            let cmd = Int32(truncatingIfNeeded: args[1])
+            switch cmd {
+            case CLS_F_SETLKW: kind = .posix; blocking = true
+            case CLS_F_OFD_SETLKW: kind = .ofd; blocking = true
+            case F_SETLK: kind = .posix; blocking = false
+            case 37: kind = .ofd; blocking = false  // F_OFD_SETLK
+            default: return nil
+            }
+            access = .write  // the struct flock is in the tracee's memory; the tracer decodes it
+            start = nil
+            return
+        }
+        return nil
+    }
+}

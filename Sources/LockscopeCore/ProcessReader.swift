@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads `ProcessFacts` for the handful of processes a report is about.
+/// Not on the hot path: the fd scan never calls it.
+public struct ProcessReader: Sendable {
+    public let proc: ProcRoot
+    /// Seconds since boot, read once per reader so every age in one report agrees.
+    public let uptime: Double?
+    public let ticksPerSecond: Double
+    let users: [UInt32: String]
+
+    public init(proc: ProcRoot, passwd: String? = nil) {
+        self.proc = proc
+        self.uptime = (try? proc.readText("uptime")).flatMap { Double($0.split(separator: " ").first ?? "") }
+        let tck = sysconf(Int32(_SC_CLK_TCK))
+        self.ticksPerSecond = tck > 0 ? Double(tck) : 100
+        self.users = ProcessReader.parsePasswd(passwd ?? ProcessReader.readPasswd())
+    }
+
+    /// Facts about `pid`, or nil if it has gone. Unreadable parts stay nil.
+    public func facts(of pid: Int32, withThreads: Bool = true) -> ProcessFacts? {
+        guard let statText = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(statText) else { return nil }
+        let status = (try? proc.readText("\(pid)/status")).map(StatusFields.parse) ?? StatusFields()
+        let cmdline = (try? proc.readBytes("\(pid)/cmdline")).map(ProcessReader.splitCmdline) ?? []
+        let cgroup = try? proc.readText("\(pid)/cgroup")
+        var facts = ProcessFacts(pid: pid, ppid: stat.ppid, comm: stat.comm, cmdline: cmdline)
+        facts.uid = status.uid
+        facts.user = status.uid.flatMap { users[$0] }
+        facts.state = stat.state
+        facts.cpuTicks = stat.utime + stat.stime
+        facts.tracerPid = status.tracerPid
+        if let up = uptime {
+            facts.ageSeconds = max(0, up - Double(stat.startTicks) / ticksPerSecond)
+        }
+        facts.pidNamespace = try? proc.readLink("\(pid)/ns/pid")
+        facts.mountNamespace = try? proc.readLink("\(pid)/ns/mnt")
+        facts.cgroup = cgroup.flatMap { $0.split(separator: "\n").first.map { String($0.split(separator: ":", maxSplits: 2).last ?? "") } }
+        facts.container = cgroup.flatMap(containerHint(fromCgroup:))
+        if withThreads { facts.threads = threads(of: pid) }
+        return facts
+    }
+
+    /// Every thread's state and current syscall (no ptrace: /proc/PID/task/TID/syscall).
+    public func threads(of pid: Int32) -> [ThreadFacts] { ProcessReader.threadsOnly(proc: proc, pid: pid) }
+
+    static func threadsOnly(proc: ProcRoot, pid: Int32) -> [ThreadFacts] {
+        guard let tids = try? proc.listDirectory("\(pid)/task").compactMap({ Int32($0) }).sorted() else { return [] }
+        return tids.compactMap { tid in
+            let base = "\(pid)/task/\(tid)"
+            guard let statText = try? proc.readText(base + "/stat"), let stat = StatFields.parse(statText) else { return nil }
+            let syscall = (try? proc.readText(base + "/syscall")).map(SyscallFileParser.parse) ?? .unavailable
+            let wchan = (try? proc.readText(base + "/wchan")).flatMap { $0.isEmpty || $0 == "0" ? nil : $0 }
+            return ThreadFacts(tid: tid, state: stat.state, syscall: syscall, wchan: wchan)
+        }
+    }
+
+    static func splitCmdline(_ bytes: [UInt8]) -> [String] {
+        var words = bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        if words.last == "" { words.removeLast() }
+        return words
+    }
+
+    /// /etc/passwd parsed by hand: `getpwuid` may call out to LDAP/sssd, which can
+    /// hang on exactly the kind of sick box lockscope is run on.
+    static func readPasswd() -> String {
+        (try? ProcRoot("/etc").readText("passwd")) ?? ""
+    }
+
+    static func parsePasswd(_ text: String) -> [UInt32: String] {
+        var users: [UInt32: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            if f.count >= 3, let uid = UInt32(f[2]), users[uid] == nil { users[uid] = String(f[0]) }
+        }
+        return users
+    }
+}
