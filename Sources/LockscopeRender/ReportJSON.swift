@@ -1,0 +1,141 @@
+import LockscopeCore
+
+/// Names a syscall number for the host architecture (the tracer's table); nil if unknown.
+public typealias SyscallNamer = @Sendable (Int) -> String?
+
+/// The `--json` form of a `LockReport` (schema: docs/json-schema.md,
+/// `lockscope.report/1`). `who`, `waiters` and `list` print this same object.
+public struct ReportJSON {
+    public var syscallName: SyscallNamer
+
+    public init(syscallName: @escaping SyscallNamer) { self.syscallName = syscallName }
+
+    public func value(_ r: LockReport) -> JSONValue {
+        .object([
+            ("schema", .string("lockscope.report/1")),
+            ("targets", .array(r.targets.map(target))),
+            ("locks", .array(r.locks.map(lock))),
+            ("openers", .array(r.openers.map(opener))),
+            ("coverage", coverage(r.coverage)),
+        ])
+    }
+
+    func target(_ t: Target) -> JSONValue {
+        .object([
+            ("argument", .string(t.argument)),
+            ("path", .string(t.path)),
+            ("device", .string(t.file.device)),
+            ("inode", .int(Int64(bitPattern: t.file.inode))),
+        ])
+    }
+
+    func lock(_ l: LockEntry) -> JSONValue {
+        .object([
+            ("path", .string(l.path)),
+            ("device", .string(l.file?.device)),
+            ("inode", l.file.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
+            ("kind", .string(l.kind.rawValue)),
+            ("access", .string(l.access.rawValue)),
+            ("mode", .string(l.mode)),
+            ("start", .int(l.start)),
+            ("end", .int(l.end)),
+            ("kernel_pid", .int(Int64(l.kernelPid))),
+            ("owner_status", .string(l.ownerStatus.rawValue)),
+            ("holders", .array(l.holders.map(holder))),
+            ("waiters", .array(l.waiters.map(waiter))),
+        ])
+    }
+
+    func holder(_ h: Holder) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("pid", .int(Int64(h.pid))),
+            ("comm", .string(h.process?.comm)),
+            ("fd", .int(h.fd)),
+            ("owner", .bool(h.isOwner)),
+        ]
+        fields += processFields(h.process)
+        return .object(fields)
+    }
+
+    func waiter(_ w: Waiter) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("pid", .int(Int64(w.pid))),
+            ("tid", .int(w.tid)),
+            ("comm", .string(w.process?.comm)),
+            ("fd", .int(w.fd)),
+            ("blocked_by", .int(w.blockedBy)),
+            ("direct_blocker", .int(w.directBlocker)),
+            ("queue_position", .int(Int64(w.queuePosition))),
+            ("source", .string(w.source.rawValue)),
+            ("kind", .string(w.kind.rawValue)),
+            ("access", .string(w.access.rawValue)),
+            ("start", .int(w.start)),
+            ("end", .int(w.end)),
+        ]
+        fields += processFields(w.process)
+        return .object(fields)
+    }
+
+    func opener(_ o: Opener) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("pid", .int(Int64(o.pid))),
+            ("comm", .string(o.process?.comm)),
+            ("fd", .int(Int64(o.fd))),
+            ("activity", .string(o.activity.rawValue)),
+            ("device", .string(o.file.device)),
+            ("inode", .int(Int64(bitPattern: o.file.inode))),
+        ]
+        fields += processFields(o.process)
+        return .object(fields)
+    }
+
+    func processFields(_ p: ProcessFacts?) -> [(String, JSONValue)] {
+        guard let p else { return [("process_visible", .bool(false))] }
+        return [
+            ("ppid", .int(Int64(p.ppid))),
+            ("cmdline", .array(p.cmdline.map { .string($0) })),
+            ("uid", .int(p.uid)),
+            ("user", .string(p.user)),
+            ("state", .string(String(p.state))),
+            ("age_seconds", .double(p.ageSeconds)),
+            ("tracer_pid", .int(Int64(p.tracerPid))),
+            ("container", .string(p.container)),
+            ("cgroup", .string(p.cgroup)),
+            ("pid_namespace", .string(p.pidNamespace)),
+            ("threads", .array(p.threads.map(thread))),
+        ]
+    }
+
+    func thread(_ t: ThreadFacts) -> JSONValue {
+        .object([
+            ("tid", .int(Int64(t.tid))),
+            ("state", .string(String(t.state))),
+            ("syscall", syscall(t.syscall)),
+            ("wchan", .string(t.wchan)),
+        ])
+    }
+
+    public func syscall(_ s: SyscallState) -> JSONValue {
+        switch s {
+        case .running: return .object([("status", .string("running"))])
+        case .notInSyscall: return .object([("status", .string("blocked-outside-syscall"))])
+        case .unavailable: return .object([("status", .string("unavailable"))])
+        case .inSyscall(let nr, let args, _, _):
+            return .object([
+                ("status", .string("in-syscall")),
+                ("number", .int(Int64(nr))),
+                ("name", .string(syscallName(nr))),
+                ("args", .array(args.map { .string("0x" + String($0, radix: 16)) })),
+            ])
+        }
+    }
+
+    func coverage(_ c: ScanCoverage) -> JSONValue {
+        .object([
+            ("processes_scanned", .int(Int64(c.processesScanned))),
+            ("descriptors_scanned", .int(Int64(c.descriptorsScanned))),
+            ("processes_denied", .int(Int64(c.processesDenied))),
+            ("processes_vanished", .int(Int64(c.processesVanished))),
+        ])
+    }
+}

@@ -1,0 +1,216 @@
+import LockscopeCore
+
+/// Text for people: `who`, `waiters` and `list` views of a `LockReport`.
+/// Every name and command line goes through `terminalSafe` before it is printed.
+public struct ReportText {
+    public var style: Style
+    public var syscallName: SyscallNamer
+    /// `waiters`: list each waiter instead of grouping identical ones.
+    public var each = false
+
+    public init(style: Style, syscallName: @escaping SyscallNamer, each: Bool = false) {
+        self.style = style
+        self.syscallName = syscallName
+        self.each = each
+    }
+
+    // MARK: who
+
+    public func who(_ r: LockReport) -> [String] {
+        var out: [String] = []
+        for (i, t) in r.targets.enumerated() {
+            if i > 0 { out.append("") }
+            out.append(heading(t))
+            let locks = r.locks.filter { $0.file == t.file }
+            let openers = r.openers.filter { $0.file == t.file }
+            if locks.isEmpty {
+                out.append("  no locks" + (openers.isEmpty ? "" : " (open in \(openers.count) process\(openers.count == 1 ? "" : "es"))"))
+                continue
+            }
+            for l in locks {
+                out.append("  " + lockSummary(l) + waitSummary(l, openers: openers))
+                if let note = ownerNote(l) { out.append("  " + style.yellow(note)) }
+                var table = Table(headers: ["ROLE", "PID", "FD", "USER", "ST", "AGE", "IN", "COMMAND"], rightAligned: [1, 2])
+                for h in l.holders {
+                    let p = h.process
+                    table.add([h.isOwner ? "owner" : "shared", "\(h.pid)", h.fd.map(String.init) ?? "-", p?.user ?? p?.uid.map(String.init) ?? "-",
+                               p.map { String($0.state) } ?? "?", formatAge(p?.ageSeconds), currentCall(p), command(p) + containerSuffix(p)])
+                }
+                out += table.render(style: style, indent: "    ")
+            }
+        }
+        out += coverageNote(r.coverage)
+        return out
+    }
+
+    // MARK: waiters
+
+    public func waiters(_ r: LockReport) -> [String] {
+        var out: [String] = []
+        for (i, t) in r.targets.enumerated() {
+            if i > 0 { out.append("") }
+            out.append(heading(t))
+            let locks = r.locks.filter { $0.file == t.file }
+            let openers = r.openers.filter { $0.file == t.file }
+            if locks.isEmpty && openers.isEmpty { out.append("  no locks, nobody waiting"); continue }
+            for l in locks {
+                let holder = l.holders.first.map { "\(terminalSafe($0.process?.comm ?? "?"))[\($0.pid)]" } ?? "pid \(l.kernelPid)"
+                out.append("  " + lockSummary(l) + " held by " + style.bold(holder))
+                if l.waiters.isEmpty { out.append("    nobody blocked in the kernel"); continue }
+                out.append("    " + style.red("blocked in the kernel: \(l.waiters.count)"))
+                if each {
+                    var table = Table(headers: ["POS", "PID", "TID", "FD", "WANTS", "AGE", "BLOCKED_BY", "BEHIND", "COMMAND"], rightAligned: [0, 1, 2, 3])
+                    for w in l.waiters {
+                        table.add(["\(w.queuePosition)", "\(w.pid)", w.tid.map(String.init) ?? "-", w.fd.map(String.init) ?? "-",
+                                   w.access.rawValue, formatAge(w.process?.ageSeconds), w.blockedBy.map(String.init) ?? "-",
+                                   w.directBlocker.map(String.init) ?? "-", command(w.process)])
+                    }
+                    out += table.render(style: style, indent: "      ")
+                } else {
+                    for g in groups(l.waiters.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
+                        let first = l.waiters.first(where: { ($0.process?.comm ?? "?") == g.name })!
+                        out.append(style.fit("      " + g.line + "  queue \(queueRange(l.waiters, comm: g.name))  blocked by \(first.blockedBy.map(String.init) ?? "?")"))
+                    }
+                }
+            }
+            let polling = openers.filter { $0.activity == .polling }
+            let idle = openers.filter { $0.activity == .idle }
+            if !polling.isEmpty {
+                out.append("  " + style.yellow("polling (LOCK_NB attempts between sleeps): \(polling.count)"))
+                out += openerLines(polling)
+            }
+            if !idle.isEmpty {
+                out.append("  open but not waiting: \(idle.count)")
+                out += openerLines(idle)
+            }
+        }
+        out += coverageNote(r.coverage)
+        return out
+    }
+
+    func openerLines(_ openers: [Opener]) -> [String] {
+        if each {
+            var table = Table(headers: ["PID", "FD", "AGE", "IN", "COMMAND"], rightAligned: [0, 1])
+            for o in openers {
+                table.add(["\(o.pid)", "\(o.fd)", formatAge(o.process?.ageSeconds), currentCall(o.process), command(o.process)])
+            }
+            return table.render(style: style, indent: "      ")
+        }
+        return groups(openers.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }).map { style.fit("      " + $0.line) }
+    }
+
+    // MARK: list
+
+    public func list(_ r: LockReport, showHolders: Bool) -> [String] {
+        var headers = ["KIND", "ACCESS", "START", "END", "PID", "COMMAND", "WAITERS"]
+        if showHolders { headers.append("HOLDERS") }
+        headers.append("PATH")
+        var table = Table(headers: headers, rightAligned: [2, 4, 6])
+        for l in r.locks {
+            let owner = l.holders.first(where: { $0.isOwner }) ?? l.holders.first
+            var row = [l.kind.rawValue, l.access.rawValue, "\(l.start)", l.end.map(String.init) ?? "EOF",
+                       l.kernelPid == -1 ? (owner.map { "\($0.pid)" } ?? "-1") : "\(l.kernelPid)",
+                       terminalSafe(owner?.process?.comm ?? statusWord(l)), "\(l.waiters.count)"]
+            if showHolders { row.append(l.holders.map { "\($0.pid)" }.joined(separator: ",")) }
+            row.append(l.path.map(terminalSafe) ?? l.file.map { $0.description } ?? "-")
+            table.add(row)
+        }
+        if r.locks.isEmpty { return ["no locks"] + coverageNote(r.coverage) }
+        return table.render(style: style, indent: "") + coverageNote(r.coverage)
+    }
+
+    // MARK: pieces
+
+    func heading(_ t: Target) -> String {
+        style.bold(terminalSafe(t.path ?? t.argument)) + "  " + style.dim(t.file.description)
+    }
+
+    func lockSummary(_ l: LockEntry) -> String {
+        let range: String
+        if l.start == 0 && l.end == nil { range = "whole file" } else { range = "bytes \(l.start)–\(l.end.map(String.init) ?? "EOF")" }
+        return "\(l.kind.rawValue) \(l.access.rawValue) (\(range))"
+    }
+
+    func waitSummary(_ l: LockEntry, openers: [Opener]) -> String {
+        var parts: [String] = []
+        if !l.waiters.isEmpty { parts.append(style.red("\(l.waiters.count) waiting")) }
+        let polling = openers.filter { $0.activity == .polling }.count
+        if polling > 0 { parts.append(style.yellow("\(polling) polling")) }
+        return parts.isEmpty ? "" : "; " + parts.joined(separator: ", ") + " (lockscope waiters)"
+    }
+
+    func ownerNote(_ l: LockEntry) -> String? {
+        switch l.ownerStatus {
+        case .gone: return "the owner /proc/locks names (pid \(l.kernelPid)) has exited; the lock lives on in a descriptor it passed on"
+        case .reused: return "pid \(l.kernelPid) from /proc/locks now belongs to a process that does not hold the lock (pid reused); the lock lives on in an inherited descriptor"
+        case .ofd: return "open-file-description lock: the kernel names no pid (-1); holders found through fdinfo"
+        case .invisible: return "the owner is not visible from this pid namespace (pid 0 in /proc/locks)"
+        case .unknown: return l.holders.isEmpty ? "could not inspect the owner's descriptors" : nil
+        case .alive: return nil
+        }
+    }
+
+    func statusWord(_ l: LockEntry) -> String {
+        switch l.ownerStatus {
+        case .gone: return "(exited)"
+        case .reused: return "(pid reused)"
+        case .ofd: return "(OFD)"
+        case .invisible: return "(other ns)"
+        default: return "?"
+        }
+    }
+
+    func currentCall(_ p: ProcessFacts?) -> String {
+        guard let p, let main = p.threads.first(where: { $0.tid == p.pid }) ?? p.threads.first else { return "-" }
+        let extra = p.threads.count > 1 ? " +\(p.threads.count - 1)t" : ""
+        switch main.syscall {
+        case .running: return "running" + extra
+        case .notInSyscall: return (main.state == "D" ? "D:" + (main.wchan ?? "?") : "-") + extra
+        case .unavailable: return "?" + extra
+        case .inSyscall(let nr, _, _, _): return (syscallName(nr) ?? "syscall \(nr)") + extra
+        }
+    }
+
+    func command(_ p: ProcessFacts?) -> String {
+        guard let p else { return "(gone)" }
+        return displayCommandLine(p.cmdline, fallback: p.comm)
+    }
+
+    func containerSuffix(_ p: ProcessFacts?) -> String {
+        guard let c = p?.container else { return "" }
+        return "  [" + terminalSafe(c) + "]"
+    }
+
+    struct Group {
+        var name: String
+        var line: String
+    }
+
+    /// "iptables ×61  pids 36060 36061 … 36121  oldest 41s", in first-seen order.
+    func groups(_ members: [(name: String, pid: Int32, age: Double?)]) -> [Group] {
+        var order: [String] = []
+        var byName: [String: [(pid: Int32, age: Double?)]] = [:]
+        for m in members {
+            if byName[m.name] == nil { order.append(m.name) }
+            byName[m.name, default: []].append((m.pid, m.age))
+        }
+        return order.map { name in
+            let list = byName[name]!
+            let pids = list.map { "\($0.pid)" }
+            let shown = pids.count <= 6 ? pids.joined(separator: " ") : (pids.prefix(4) + ["…", pids.last!]).joined(separator: " ")
+            let oldest = list.compactMap(\.age).max()
+            return Group(name: name, line: "\(terminalSafe(name)) ×\(list.count)  pid\(list.count == 1 ? "" : "s") \(shown)  oldest \(formatAge(oldest))")
+        }
+    }
+
+    func queueRange(_ waiters: [Waiter], comm: String) -> String {
+        let positions = waiters.filter { ($0.process?.comm ?? "?") == comm }.map(\.queuePosition)
+        guard let lo = positions.min(), let hi = positions.max() else { return "-" }
+        return lo == hi ? "\(lo)" : "\(lo)–\(hi)"
+    }
+
+    func coverageNote(_ c: ScanCoverage) -> [String] {
+        guard c.processesDenied > 0 else { return [] }
+        return [style.yellow("note: \(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es") could not be inspected: permission denied — run as root for a complete answer")]
+    }
+}

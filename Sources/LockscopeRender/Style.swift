@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Terminal styling: colour only on a TTY and never with NO_COLOR (no-color.org);
+/// width from the terminal so tables fit, unbounded when piped.
+public struct Style: Sendable {
+    public var color: Bool
+    /// Columns available, or nil when output is not a terminal (no truncation).
+    public var width: Int?
+
+    public init(color: Bool, width: Int?) {
+        self.color = color
+        self.width = width
+    }
+
+    public static let plain = Style(color: false, width: nil)
+
+    /// Style for standard output as it is now.
+    public static func forStandardOutput() -> Style {
+        let tty = isatty(1) == 1
+        let noColor = getenv("NO_COLOR").map { $0.pointee != 0 } ?? false
+        let term = getenv("TERM").map { String(cString: $0) }
+        var width: Int? = nil
+        if tty {
+            var ws = winsize()
+            if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_col > 0 { width = Int(ws.ws_col) } else { width = 80 }
+        }
+        return Style(color: tty && !noColor && term != "dumb", width: width)
+    }
+
+    func sgr(_ code: String, _ text: String) -> String { color ? "\u{1b}[" + code + "m" + text + "\u{1b}[0m" : text }
+    public func bold(_ s: String) -> String { sgr("1", s) }
+    public func red(_ s: String) -> String { sgr("31", s) }
+    public func yellow(_ s: String) -> String { sgr("33", s) }
+    public func green(_ s: String) -> String { sgr("32", s) }
+    public func dim(_ s: String) -> String { sgr("2", s) }
+
+    /// Cuts a line to the terminal width (counting characters; escapes are added after cutting).
+    public func fit(_ line: String) -> String {
+        guard let w = width, line.count > w, w > 1 else { return line }
+        return String(line.prefix(w - 1)) + "…"
+    }
+}
+
+/// Aligned columns; the last column takes what is left and is cut to fit.
+public struct Table {
+    public var headers: [String]
+    public var rows: [[String]] = []
+    /// Columns aligned to the right (numbers).
+    public var rightAligned: Set<Int> = []
+
+    public init(headers: [String], rightAligned: Set<Int> = []) {
+        self.headers = headers
+        self.rightAligned = rightAligned
+    }
+
+    public mutating func add(_ row: [String]) { rows.append(row) }
+
+    public func render(style: Style, indent: String = "  ") -> [String] {
+        var widths = headers.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String], header: Bool) -> String {
+            var parts: [String] = []
+            for (i, c) in cells.enumerated() {
+                let last = i == cells.count - 1
+                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+                if last && !rightAligned.contains(i) { parts.append(c) } else { parts.append(rightAligned.contains(i) ? pad + c : c + pad) }
+            }
+            let text = style.fit(indent + parts.joined(separator: "  "))
+            return header ? style.dim(text) : text
+        }
+        return [line(headers, header: true)] + rows.map { line($0, header: false) }
+    }
+}
+
+/// `41s`, `12m03s`, `3h02m`, `5d04h`: short and sortable by eye.
+public func formatAge(_ seconds: Double?) -> String {
+    guard let s = seconds else { return "-" }
+    if s < 10 { return formatDecimal(s, places: 1) + "s" }
+    let t = Int(s)
+    if t < 60 { return "\(t)s" }
+    if t < 3600 { return "\(t / 60)m" + two(t % 60) + "s" }
+    if t < 86400 { return "\(t / 3600)h" + two((t % 3600) / 60) + "m" }
+    return "\(t / 86400)d" + two((t % 86400) / 3600) + "h"
+}
+
+func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+extension Lockscope {
+    /// Every command, in the order `--help` lists them.
+    static var allSubcommands: [ParsableCommand.Type] {
+        [Who.self, Waiters.self, List.self]
+    }
+}

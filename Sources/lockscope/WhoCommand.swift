@@ -1,0 +1,46 @@
+import ArgumentParser
+import LockscopeCore
+import LockscopeRender
+
+struct Who: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "who",
+        abstract: "Show every process holding a lock on FILE, co-holders included.",
+        discussion: """
+        A co-holder shares the lock's open file description through fork, dup or a
+        passed descriptor (flock(1) and the command it runs both hold the lock).
+        /proc/locks names only one of them: lockscope marks it 'owner' and the rest
+        'shared'. IN is the system call the process is in right now (no ptrace).
+
+        Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file.
+        """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities as /proc/locks prints them.", valueName: "file"))
+    var files: [String]
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one FILE (a path or MAJ:MIN:INODE)") }
+    }
+
+    func run() throws {
+        let report = try scanReport(files: files, common: common)
+        if common.json {
+            emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
+        } else {
+            emit(ReportText(style: common.style, syscallName: hostSyscallName).who(report))
+        }
+        if report.locks.isEmpty { throw ExitCode(Exit.noLocks) }
+    }
+}
+
+/// Shared by `who` and `waiters`: the same report, rendered differently.
+func scanReport(files: [String], common: CommonOptions) throws -> LockReport {
+    let targets = try resolveTargets(files)
+    do {
+        return try LockScanner(proc: common.proc).report(for: targets)
+    } catch {
+        throw fail(error)
+    }
+}
