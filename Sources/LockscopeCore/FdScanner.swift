@@ -38,13 +38,16 @@ public struct FdScanner: Sendable {
     ///   - links: the link texts to look for (e.g. `/run/xtables.lock`).
     ///   - pids: restrict the scan to these processes (nil: every process in /proc).
     ///   - excluding: processes never reported (lockscope itself).
-    public func scan(links: [[UInt8]], pids: [Int32]? = nil, excluding: Set<Int32> = []) -> FdScanResult {
+    ///   - anyPath: also report every descriptor whose link is an absolute path
+    ///     (target index -1). Used only when a lock's path is unknown (OFD lock or
+    ///     exited owner given as MAJ:MIN:INODE), since each hit then costs an fdinfo read.
+    public func scan(links: [[UInt8]], pids: [Int32]? = nil, excluding: Set<Int32> = [], anyPath: Bool = false) -> FdScanResult {
         let procFd = open(proc.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         var coverage = ScanCoverage()
         guard procFd >= 0 else { return FdScanResult(matches: [], coverage: coverage) }
         defer { close(procFd) }
         let all = (pids ?? listPids(procFd: procFd)).filter { !excluding.contains($0) }
-        let matcher = LinkMatcher(links)
+        let matcher = LinkMatcher(links, anyPath: anyPath)
 
         // Enough chunks that one process with 50k fds does not leave a core idle.
         let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -110,9 +113,11 @@ struct LinkMatcher: @unchecked Sendable {
     let targets: [[UInt8]]
     let maxLength: Int
     let lengthSeen: [Bool]
+    let anyPath: Bool
 
-    init(_ targets: [[UInt8]]) {
+    init(_ targets: [[UInt8]], anyPath: Bool = false) {
         self.targets = targets
+        self.anyPath = anyPath
         let maxLen = targets.map(\.count).max() ?? 0
         self.maxLength = maxLen
         var seen = [Bool](repeating: false, count: maxLen + 1)
@@ -122,6 +127,7 @@ struct LinkMatcher: @unchecked Sendable {
 
     @inline(__always)
     func match(_ bytes: UnsafeRawPointer, _ count: Int) -> Int? {
+        if anyPath { return bytes.load(as: UInt8.self) == 0x2f ? -1 : nil }
         guard count <= maxLength, lengthSeen[count] else { return nil }
         for (i, t) in targets.enumerated() where t.count == count {
             let equal = t.withUnsafeBytes { memcmp($0.baseAddress!, bytes, count) == 0 }

@@ -105,6 +105,24 @@ public struct LockScanner: Sendable {
             }
         }
 
+        // 2b. Locks whose path is still unknown (OFD locks, or an owner that exited,
+        //     asked for by MAJ:MIN:INODE): confirm every path-like fd by identity.
+        let known = Set(open.map(\.file))
+        let unresolved = Set(kernel.compactMap(\.lock.file)).subtracting(known)
+        if options.coHolders && !unresolved.isEmpty {
+            let seen = Set(open.map { PidFd(pid: $0.pid, fd: $0.fd) })
+            let scan = FdScanner(proc: proc).scan(links: [], excluding: excludedPids, anyPath: true)
+            if coverage.processesScanned == 0 {
+                coverage.processesScanned = scan.coverage.processesScanned
+                coverage.descriptorsScanned = scan.coverage.descriptorsScanned
+                coverage.processesDenied += scan.coverage.processesDenied
+            }
+            for m in scan.matches where !seen.contains(PidFd(pid: m.pid, fd: m.fd)) {
+                guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: unresolved) else { continue }
+                open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: try? proc.readLink("\(m.pid)/fd/\(m.fd)")))
+            }
+        }
+
         // 3. Locks with holders and waiters.
         var threadCache: [Int32: [ThreadFacts]] = [:]
         func threads(_ pid: Int32) -> [ThreadFacts] {
