@@ -27,7 +27,6 @@ struct Waiters: ParsableCommand {
     var files: [String]
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("give at least one FILE (a path or MAJ:MIN:INODE)") }
         if each && common.json { throw ValidationError("--each only changes text output; JSON always lists every waiter") }
     }
 

@@ -21,7 +21,6 @@ struct Who: ParsableCommand {
     var files: [String]
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("give at least one FILE (a path or MAJ:MIN:INODE)") }
     }
 
     func run() throws {
