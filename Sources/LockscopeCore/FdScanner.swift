@@ -184,7 +184,16 @@ struct ScanWorker {
                 if name[0] == 0x2e { continue }  // "." and ".."
                 result.descriptors += 1
                 let len = readlinkat(dir, name, link, 4096)
-                if len <= 0 { continue }
+                if len <= 0 {
+                    // The fd table may be listable while the links are not (ptrace
+                    // access check on each link): count the process once, stop here.
+                    if len < 0 && (errno == EACCES || errno == EPERM) {
+                        result.denied += 1
+                        result.processes -= 1
+                        return
+                    }
+                    continue
+                }
                 if let target = matcher.match(UnsafeRawPointer(link), len),
                    let fd = parseDecimal(UnsafeRawPointer(name)) {
                     result.matches.append(FdMatch(pid: pid, fd: Int32(truncatingIfNeeded: fd), target: target))

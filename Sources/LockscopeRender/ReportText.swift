@@ -1,4 +1,7 @@
 import LockscopeCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Text for people: `who`, `waiters` and `list` views of a `LockReport`.
 /// Every name and command line goes through `terminalSafe` before it is printed.
@@ -211,6 +214,10 @@ public struct ReportText {
 
     func coverageNote(_ c: ScanCoverage) -> [String] {
         guard c.processesDenied > 0 else { return [] }
-        return [style.yellow("note: \(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es") could not be inspected: permission denied — run as root for a complete answer")]
+        let n = "\(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es")"
+        let advice = geteuid() == 0
+            ? "permission denied even as root (protected or in another user namespace)"
+            : "permission denied — run as root for a complete answer"
+        return [style.yellow("note: \(n) could not be inspected: \(advice)")]
     }
 }
