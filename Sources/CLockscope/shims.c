@@ -11,6 +11,10 @@ long cls_getdents64(int fd, void *buffer, size_t count) {
     return syscall(SYS_getdents64, fd, buffer, count);
 }
 
+long cls_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2) {
+    return syscall(SYS_kcmp, pid1, pid2, 0 /* KCMP_FILE */, fd1, fd2);
+}
+
 long cls_process_vm_read(pid_t pid, void *local, size_t length, uint64_t remote_address) {
     struct iovec l = { .iov_base = local, .iov_len = length };
     struct iovec r = { .iov_base = (void *)(uintptr_t)remote_address, .iov_len = length };

@@ -4,11 +4,11 @@ import Glibc
 import CLockscope
 import Dispatch
 
-/// One descriptor whose link text matched a target.
+/// One descriptor that met the scan's criterion.
 public struct FdMatch: Sendable, Hashable {
     public var pid: Int32
     public var fd: Int32
-    /// Index into the `links` the scan was given.
+    /// Index of the link text or reference that matched; -1 for `.anyPath`.
     public var target: Int
 }
 
@@ -17,41 +17,58 @@ public struct FdScanResult: Sendable {
     public var coverage: ScanCoverage
 }
 
-/// The hot path: walk every descriptor of every process and report those whose
-/// `readlink` text equals one of a few byte strings.
+/// A descriptor by process and number (a reference for `.sameOpenFile`).
+public struct FdRef: Sendable, Hashable {
+    public var pid: Int32
+    public var fd: Int32
+    public init(pid: Int32, fd: Int32) {
+        self.pid = pid
+        self.fd = fd
+    }
+}
+
+/// The hot path: walk every descriptor of every process and report those that
+/// meet a criterion.
 ///
-/// Why link text and not identity: `readlinkat` is one syscall per fd, while
-/// identity needs fdinfo (open + read + close). The text is exact for the case
-/// that matters — every process sharing one open file description sees the same
-/// `d_path()` string, because /proc/PID/fd/N is resolved relative to the *reader's*
-/// root — and callers confirm each match through fdinfo (`ino:` + `mnt_id:`).
-/// Nothing here calls `stat()` through /proc/PID/fd (it blocks on dead NFS).
+/// - `.sameOpenFile(refs)`: `kcmp(KCMP_FILE)` against a few known descriptors —
+///   exactly the co-holders of a flock/OFD lock (they share the open file
+///   description), with no path lookup per fd. Used by `who`.
+/// - `.links(texts)`: `readlinkat` text equal to one of a few byte strings — also
+///   finds other opens of the file (pollers). Every process sharing one open file
+///   description sees the same `d_path()` string, since /proc/PID/fd links resolve
+///   against the *reader's* root. Used by `waiters`.
+/// - `.anyPath`: every link that is an absolute path (the last resort when a
+///   lock's path is unknown).
+/// Callers confirm each match through fdinfo (`ino:` + `mnt_id:`). Nothing here
+/// calls `stat()` through /proc/PID/fd (it blocks on a dead NFS server).
 ///
 /// Raw `openat`/`getdents64`/`readlinkat` with per-worker buffers, no Foundation,
-/// no per-fd allocation; processes are split across all cores.
+/// no per-fd allocation; processes are spread over all cores.
 public struct FdScanner: Sendable {
+    public enum Criterion: Sendable {
+        case links([[UInt8]])
+        case anyPath
+        case sameOpenFile([FdRef])
+    }
+
     public let proc: ProcRoot
 
     public init(proc: ProcRoot) { self.proc = proc }
 
     /// - Parameters:
-    ///   - links: the link texts to look for (e.g. `/run/xtables.lock`).
     ///   - pids: restrict the scan to these processes (nil: every process in /proc).
     ///   - excluding: processes never reported (lockscope itself).
-    ///   - anyPath: also report every descriptor whose link is an absolute path
-    ///     (target index -1). Used only when a lock's path is unknown (OFD lock or
-    ///     exited owner given as MAJ:MIN:INODE), since each hit then costs an fdinfo read.
-    public func scan(links: [[UInt8]], pids: [Int32]? = nil, excluding: Set<Int32> = [], anyPath: Bool = false) -> FdScanResult {
+    public func scan(_ criterion: Criterion, pids: [Int32]? = nil, excluding: Set<Int32> = []) -> FdScanResult {
         let procFd = open(proc.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         var coverage = ScanCoverage()
         guard procFd >= 0 else { return FdScanResult(matches: [], coverage: coverage) }
         defer { close(procFd) }
         let all = (pids ?? listPids(procFd: procFd)).filter { !excluding.contains($0) }
-        let matcher = LinkMatcher(links, anyPath: anyPath)
+        let matcher = Matcher(criterion)
 
         // Enough chunks that one process with 50k fds does not leave a core idle.
-        let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        let chunkCount = min(all.count, workers * 16)
+        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let chunkCount = min(all.count, cores * 16)
         guard chunkCount > 0 else { return FdScanResult(matches: [], coverage: coverage) }
         let results = UnsafeMutableBufferPointer<ChunkResult>.allocate(capacity: chunkCount)
         results.initialize(repeating: ChunkResult())
@@ -108,26 +125,28 @@ struct ChunkResult {
     var vanished = 0
 }
 
-/// Compares link bytes against the targets: a length filter first, then memcmp.
-struct LinkMatcher: @unchecked Sendable {
+/// The criterion in the form the inner loop wants: a length filter before memcmp.
+struct Matcher: @unchecked Sendable {
+    let criterion: FdScanner.Criterion
     let targets: [[UInt8]]
     let maxLength: Int
     let lengthSeen: [Bool]
-    let anyPath: Bool
+    let needsLink: Bool
 
-    init(_ targets: [[UInt8]], anyPath: Bool = false) {
-        self.targets = targets
-        self.anyPath = anyPath
+    init(_ criterion: FdScanner.Criterion) {
+        self.criterion = criterion
+        if case .links(let texts) = criterion { targets = texts } else { targets = [] }
         let maxLen = targets.map(\.count).max() ?? 0
-        self.maxLength = maxLen
+        maxLength = maxLen
         var seen = [Bool](repeating: false, count: maxLen + 1)
         for t in targets { seen[t.count] = true }
-        self.lengthSeen = seen
+        lengthSeen = seen
+        if case .sameOpenFile = criterion { needsLink = false } else { needsLink = true }
     }
 
     @inline(__always)
-    func match(_ bytes: UnsafeRawPointer, _ count: Int) -> Int? {
-        if anyPath { return bytes.load(as: UInt8.self) == 0x2f ? -1 : nil }
+    func matchLink(_ bytes: UnsafeRawPointer, _ count: Int) -> Int? {
+        if case .anyPath = criterion { return bytes.load(as: UInt8.self) == 0x2f ? -1 : nil }
         guard count <= maxLength, lengthSeen[count] else { return nil }
         for (i, t) in targets.enumerated() where t.count == count {
             let equal = t.withUnsafeBytes { memcmp($0.baseAddress!, bytes, count) == 0 }
@@ -135,18 +154,35 @@ struct LinkMatcher: @unchecked Sendable {
         }
         return nil
     }
+
+    enum KcmpOutcome {
+        case match(Int)
+        case noMatch
+        case denied
+    }
+
+    @inline(__always)
+    func matchOpenFile(pid: Int32, fd: Int32) -> KcmpOutcome {
+        guard case .sameOpenFile(let refs) = criterion else { return .noMatch }
+        for (i, r) in refs.enumerated() {
+            let rc = cls_kcmp_file(r.pid, pid, r.fd, fd)
+            if rc == 0 { return .match(i) }
+            if rc < 0 && (errno == EPERM || errno == EACCES) { return .denied }
+        }
+        return .noMatch
+    }
 }
 
 /// Per-worker state: the buffers are allocated once per chunk, not per fd.
 struct ScanWorker {
     let procFd: Int32
-    let matcher: LinkMatcher
+    let matcher: Matcher
     var result = ChunkResult()
     let dents = UnsafeMutableRawPointer.allocate(byteCount: 32768, alignment: 8)
     let link = UnsafeMutablePointer<CChar>.allocate(capacity: 4096)
     let path = UnsafeMutablePointer<CChar>.allocate(capacity: 32)
 
-    init(procFd: Int32, matcher: LinkMatcher) {
+    init(procFd: Int32, matcher: Matcher) {
         self.procFd = procFd
         self.matcher = matcher
     }
@@ -171,7 +207,7 @@ struct ScanWorker {
             let n = cls_getdents64(dir, dents, 32768)
             if n < 0 {
                 // EACCES here means the fd table is protected (ptrace access mode check).
-                if errno == EACCES || errno == EPERM { result.denied += 1; result.processes -= 1 }
+                if errno == EACCES || errno == EPERM { denied() }
                 return
             }
             if n == 0 { break }
@@ -183,28 +219,38 @@ struct ScanWorker {
                 offset += reclen
                 if name[0] == 0x2e { continue }  // "." and ".."
                 result.descriptors += 1
-                let len = readlinkat(dir, name, link, 4096)
-                if len <= 0 {
-                    // The fd table may be listable while the links are not (ptrace
-                    // access check on each link): count the process once, stop here.
-                    if len < 0 && (errno == EACCES || errno == EPERM) {
-                        result.denied += 1
-                        result.processes -= 1
-                        return
+                if matcher.needsLink {
+                    let len = readlinkat(dir, name, link, 4096)
+                    if len <= 0 {
+                        // The fd table may be listable while the links are not (ptrace
+                        // access check on each link): count the process once, stop here.
+                        if len < 0 && (errno == EACCES || errno == EPERM) { denied(); return }
+                        continue
                     }
-                    continue
-                }
-                if let target = matcher.match(UnsafeRawPointer(link), len),
-                   let fd = parseDecimal(UnsafeRawPointer(name)) {
-                    result.matches.append(FdMatch(pid: pid, fd: Int32(truncatingIfNeeded: fd), target: target))
+                    if let target = matcher.matchLink(UnsafeRawPointer(link), len),
+                       let fd = parseDecimal(UnsafeRawPointer(name)) {
+                        result.matches.append(FdMatch(pid: pid, fd: Int32(truncatingIfNeeded: fd), target: target))
+                    }
+                } else if let fd = parseDecimal(UnsafeRawPointer(name)) {
+                    switch matcher.matchOpenFile(pid: pid, fd: Int32(truncatingIfNeeded: fd)) {
+                    case .match(let target):
+                        result.matches.append(FdMatch(pid: pid, fd: Int32(truncatingIfNeeded: fd), target: target))
+                    case .denied: denied(); return
+                    case .noMatch: continue
+                    }
                 }
             }
         }
     }
 
+    mutating func denied() {
+        result.denied += 1
+        result.processes -= 1
+    }
+
     /// Writes "PID/fd\0" into `path` without allocating a String.
     func writeFdDirPath(_ pid: Int32) {
-        var digits: (CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar, CChar) =
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var v = UInt32(bitPattern: pid)
         var count = 0

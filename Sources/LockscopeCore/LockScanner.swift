@@ -23,10 +23,14 @@ public struct LockScanner: Sendable {
     public struct Options: Sendable {
         /// Find co-holders (a full fd scan). `who`/`waiters` always do; `list` only with `--holders`.
         public var coHolders = true
+        /// Also find processes that merely have the file open (pollers, idle openers).
+        /// Needs the link-text scan; without it, co-holders come from the cheaper kcmp scan.
+        public var openers = true
         /// Read process facts (comm, cmdline, threads …) for everyone in the report.
         public var processFacts = true
-        public init(coHolders: Bool = true, processFacts: Bool = true) {
+        public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true) {
             self.coHolders = coHolders
+            self.openers = openers
             self.processFacts = processFacts
         }
     }
@@ -45,8 +49,9 @@ public struct LockScanner: Sendable {
         let kernel = try readKernelLocks()
         let files = Set(kernel.compactMap(\.lock.file))
         var links = Set<[UInt8]>()
-        var report = build(kernel: kernel, targets: [], files: files, links: &links, options: options)
-        report.openers = []  // `list` is about locks; openers of every locked file are noise here
+        var opts = options
+        opts.openers = false  // `list` is about locks; openers of every locked file are noise here
+        var report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
         return report
     }
 
@@ -91,17 +96,32 @@ public struct LockScanner: Sendable {
         }
 
         // 2. Everyone else with the same open file: one scan of every fd on the box.
-        if options.coHolders && !links.isEmpty {
-            let scan = FdScanner(proc: proc).scan(links: Array(links), excluding: excludedPids.union(ownerPids))
-            coverage.processesScanned = scan.coverage.processesScanned + ownerPids.count
-            coverage.descriptorsScanned = scan.coverage.descriptorsScanned
-            coverage.processesDenied += scan.coverage.processesDenied
-            coverage.processesVanished += scan.coverage.processesVanished
-            let linkList = Array(links)
-            for m in scan.matches {
-                guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
-                open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks,
-                                   link: String(decoding: linkList[m.target], as: UTF8.self)))
+        //    kcmp against the owners' descriptors when only co-holders are wanted and
+        //    every lock has a live owner fd; link text otherwise (it also finds pollers).
+        if options.coHolders {
+            let refs = kernel.compactMap { k in open.first(where: { $0.pid == k.lock.pid && $0.locks.contains { sameLock($0, k.lock) } }) }
+            let unique = Array(Set(refs.map { FdRef(pid: $0.pid, fd: $0.fd) })).sorted { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
+            let everyLockHasRef = refs.count == kernel.filter({ $0.lock.file != nil }).count
+            let useKcmp = !options.openers && everyLockHasRef && !unique.isEmpty && unique.count <= 8
+                && proc.isLive && unique.allSatisfy { cls_kcmp_file($0.pid, $0.pid, $0.fd, $0.fd) == 0 }
+            let criterion: FdScanner.Criterion? = useKcmp ? .sameOpenFile(unique) : (links.isEmpty ? nil : .links(Array(links)))
+            if let criterion {
+                let scan = FdScanner(proc: proc).scan(criterion, excluding: excludedPids.union(ownerPids))
+                coverage.processesScanned = scan.coverage.processesScanned + ownerPids.count
+                coverage.descriptorsScanned = scan.coverage.descriptorsScanned
+                coverage.processesDenied += scan.coverage.processesDenied
+                coverage.processesVanished += scan.coverage.processesVanished
+                let linkList = Array(links)
+                for m in scan.matches {
+                    guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
+                    let link: String?
+                    if useKcmp {
+                        link = open.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
+                    } else {
+                        link = String(decoding: linkList[m.target], as: UTF8.self)
+                    }
+                    open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: link))
+                }
             }
         }
 
@@ -111,7 +131,7 @@ public struct LockScanner: Sendable {
         let unresolved = Set(kernel.compactMap(\.lock.file)).subtracting(known)
         if options.coHolders && !unresolved.isEmpty {
             let seen = Set(open.map { PidFd(pid: $0.pid, fd: $0.fd) })
-            let scan = FdScanner(proc: proc).scan(links: [], excluding: excludedPids, anyPath: true)
+            let scan = FdScanner(proc: proc).scan(.anyPath, excluding: excludedPids)
             if coverage.processesScanned == 0 {
                 coverage.processesScanned = scan.coverage.processesScanned
                 coverage.descriptorsScanned = scan.coverage.descriptorsScanned

@@ -31,7 +31,7 @@ struct Waiters: ParsableCommand {
     }
 
     func run() throws {
-        let report = try scanReport(files: files, common: common)
+        let report = try scanReport(files: files, common: common, openers: true)
         if common.json {
             emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
         } else {

@@ -24,7 +24,7 @@ struct Who: ParsableCommand {
     }
 
     func run() throws {
-        let report = try scanReport(files: files, common: common)
+        let report = try scanReport(files: files, common: common, openers: false)
         if common.json {
             emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
         } else {
@@ -35,10 +35,10 @@ struct Who: ParsableCommand {
 }
 
 /// Shared by `who` and `waiters`: the same report, rendered differently.
-func scanReport(files: [String], common: CommonOptions) throws -> LockReport {
+func scanReport(files: [String], common: CommonOptions, openers: Bool) throws -> LockReport {
     let targets = try resolveTargets(files)
     do {
-        return try LockScanner(proc: common.proc).report(for: targets)
+        return try LockScanner(proc: common.proc).report(for: targets, options: .init(openers: openers))
     } catch {
         throw fail(error)
     }
