@@ -194,7 +194,8 @@ public struct LockScanner: Sendable {
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
             resolvedTargets[i].path = open.first(where: { $0.file == resolvedTargets[i].file })?.link
         }
-        return LockReport(targets: resolvedTargets, locks: entries, openers: openers, coverage: coverage)
+        return LockReport(targets: resolvedTargets, locks: entries, openers: openers, coverage: coverage,
+                          observerPidNamespace: try? proc.readLink("self/ns/pid"))
     }
 
     struct PidFd: Hashable {

@@ -259,11 +259,15 @@ public struct LockReport: Sendable, Hashable {
     public var locks: [LockEntry]
     public var openers: [Opener]
     public var coverage: ScanCoverage
+    /// lockscope's own pid namespace (`pid:[…]`), to flag processes in another one.
+    public var observerPidNamespace: String?
 
-    public init(targets: [Target] = [], locks: [LockEntry] = [], openers: [Opener] = [], coverage: ScanCoverage = ScanCoverage()) {
+    public init(targets: [Target] = [], locks: [LockEntry] = [], openers: [Opener] = [], coverage: ScanCoverage = ScanCoverage(),
+                observerPidNamespace: String? = nil) {
         self.targets = targets
         self.locks = locks
         self.openers = openers
         self.coverage = coverage
+        self.observerPidNamespace = observerPidNamespace
     }
 }

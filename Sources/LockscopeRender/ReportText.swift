@@ -37,7 +37,7 @@ public struct ReportText {
                 for h in l.holders {
                     let p = h.process
                     table.add([h.isOwner ? "owner" : "shared", "\(h.pid)", h.fd.map(String.init) ?? "-", p?.user ?? p?.uid.map(String.init) ?? "-",
-                               p.map { String($0.state) } ?? "?", formatAge(p?.ageSeconds), currentCall(p), command(p) + containerSuffix(p)])
+                               p.map { String($0.state) } ?? "?", formatAge(p?.ageSeconds), currentCall(p), command(p) + containerSuffix(p, observer: r.observerPidNamespace)])
                 }
                 out += table.render(style: style, indent: "    ")
             }
@@ -179,9 +179,11 @@ public struct ReportText {
         return displayCommandLine(p.cmdline, fallback: p.comm)
     }
 
-    func containerSuffix(_ p: ProcessFacts?) -> String {
-        guard let c = p?.container else { return "" }
-        return "  [" + terminalSafe(c) + "]"
+    /// `[container 0123456789ab]`, or `[pid ns pid:[4026532201]]` for another pid namespace.
+    func containerSuffix(_ p: ProcessFacts?, observer: String?) -> String {
+        if let c = p?.container { return "  [" + terminalSafe(c) + "]" }
+        if let ns = p?.pidNamespace, let mine = observer, ns != mine { return "  [pid ns " + terminalSafe(ns) + "]" }
+        return ""
     }
 
     struct Group {
