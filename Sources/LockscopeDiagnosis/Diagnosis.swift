@@ -1,0 +1,107 @@
+import LockscopeCore
+
+/// Everything the rules look at, gathered once (live by `DiagnosisGatherer`,
+/// or built by hand in tests). Pure data: the rules never read /proc.
+public struct DiagnosisInput: Sendable {
+    /// The locks being diagnosed (the targets', or every contended lock) with their openers.
+    public var report: LockReport
+    /// Every lock on the system, to follow a holder that waits for another lock.
+    /// Nil when no holder was in a lock call (then nobody needs it).
+    public var allLocks: [LockEntry]?
+    /// What the processes of interest did during the window, by pid.
+    public var activity: [Int32: ProcessActivity]
+    /// Facts about processes the report does not carry (children, tracers, chain members).
+    public var processes: [Int32: ProcessFacts]
+    /// Each process's own resolver configuration (read through /proc/PID/root), by pid.
+    public var resolvConf: [Int32: ResolvConf]
+    /// Processes whose activity could not be read (permission denied).
+    public var uninspectable: Set<Int32>
+    public var windowSeconds: Double
+
+    public init(report: LockReport, allLocks: [LockEntry]? = nil, activity: [Int32: ProcessActivity] = [:],
+                processes: [Int32: ProcessFacts] = [:], resolvConf: [Int32: ResolvConf] = [:],
+                uninspectable: Set<Int32> = [], windowSeconds: Double = 1) {
+        self.report = report
+        self.allLocks = allLocks
+        self.activity = activity
+        self.processes = processes
+        self.resolvConf = resolvConf
+        self.uninspectable = uninspectable
+        self.windowSeconds = windowSeconds
+    }
+}
+
+/// The answer for one lock: who waits, why, and the one-line verdict.
+public struct LockDiagnosis: Sendable, Hashable {
+    public var lock: LockEntry
+    /// Processes with the file open that are not kernel waiters (polling or idle).
+    public var openers: [Opener]
+    /// `/run/xtables.lock: 61 processes waiting (oldest 41 s). Holder iptables[36057] is stuck …`
+    public var verdict: String
+    /// The finding that explains the wait, if any (the deepest along chains and children).
+    public var cause: Finding?
+    /// Findings about this lock, most decisive first.
+    public var findings: [Finding]
+    /// Kernel-blocked waiters (distinct pids).
+    public var blockedCount: Int
+    /// Openers sleeping between non-blocking attempts.
+    public var pollingCount: Int
+    /// The age of the oldest waiting process (an upper bound on its wait), seconds.
+    public var oldestWaitSeconds: Double?
+    /// True when the holder (or the end of its chain) could not be inspected.
+    public var holderUninspectable: Bool
+
+    public var waitingCount: Int { blockedCount + pollingCount }
+}
+
+/// What `diagnose` concludes, as a value the renderers format.
+public struct Diagnosis: Sendable {
+    /// The exit status scripts key on (docs/diagnose.md).
+    public enum Outcome: String, Sendable, Hashable {
+        /// Nobody waits for any lock that was looked at.
+        case noContention = "no-contention"
+        /// Someone waits; the findings say why.
+        case contention = "contention"
+        /// Someone waits, but a holder could not be inspected (permission): run as root.
+        case couldNotInspect = "could-not-inspect"
+
+        public var exitCode: Int32 {
+            switch self {
+            case .noContention: return 0
+            case .contention: return 3
+            case .couldNotInspect: return 4
+            }
+        }
+    }
+
+    public var targets: [Target]
+    /// Targets that have no lock at all.
+    public var unlockedTargets: [Target]
+    public var locks: [LockDiagnosis]
+    /// Every finding, most decisive first, each once.
+    public var findings: [Finding]
+    /// One line per lock (and one for unlocked targets), for pasting into an incident channel.
+    public var verdict: [String]
+    public var outcome: Outcome
+    public var coverage: ScanCoverage
+    public var activity: [Int32: ProcessActivity]
+    public var processes: [Int32: ProcessFacts]
+    public var windowSeconds: Double
+    public var activitySource: ActivitySource?
+
+    public init(targets: [Target], unlockedTargets: [Target], locks: [LockDiagnosis], findings: [Finding],
+                verdict: [String], outcome: Outcome, coverage: ScanCoverage, activity: [Int32: ProcessActivity],
+                processes: [Int32: ProcessFacts], windowSeconds: Double, activitySource: ActivitySource?) {
+        self.targets = targets
+        self.unlockedTargets = unlockedTargets
+        self.locks = locks
+        self.findings = findings
+        self.verdict = verdict
+        self.outcome = outcome
+        self.coverage = coverage
+        self.activity = activity
+        self.processes = processes
+        self.windowSeconds = windowSeconds
+        self.activitySource = activitySource
+    }
+}

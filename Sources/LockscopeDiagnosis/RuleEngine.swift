@@ -1,0 +1,364 @@
+import LockscopeCore
+
+/// Turns a `DiagnosisInput` into a `Diagnosis`: classifies what every holder is
+/// doing, follows holders that wait for other locks or for their children, finds
+/// cycles, and writes the verdict. Pure: the same input always gives the same
+/// report, so every rule is tested on hand-built and recorded data.
+public struct RuleEngine: Sendable {
+    /// How deep to follow chains and children before giving up (a guard, not a limit anyone should hit).
+    public var maxDepth = 16
+
+    public init() {}
+
+    public func diagnose(_ input: DiagnosisInput) -> Diagnosis {
+        var ctx = RuleContext(input: input)
+        var all: [Finding] = []
+        var lockResults: [LockDiagnosis] = []
+
+        for lock in input.report.locks {
+            let openers = input.report.openers.filter { $0.file == lock.file }
+            var findings: [Finding] = []
+            var cause: Finding? = nil
+            var uninspectable = false
+
+            if lock.holders.isEmpty {
+                uninspectable = true
+            }
+            // The holders in report order: the owner first, then co-holders.
+            var explained: [Explanation] = []
+            for h in lock.holders {
+                let e = ctx.explain(pid: h.pid, lock: lock, depth: 0, visitedLocks: [], chain: [], maxDepth: maxDepth)
+                explained.append(e)
+            }
+            for e in explained { findings += e.findings }
+            findings += ctx.leakedFd(lock)
+            // The cause: the owner's explanation unless it is only "waits for a child" and a
+            // co-holder says more, then anything decisive.
+            let candidates = explained.compactMap(\.cause)
+            cause = candidates.min { a, b in
+                (causeRank(a), a.pid) < (causeRank(b), b.pid)
+            }
+            if cause == nil, let leak = findings.first(where: { $0.rule == .leakedFd }) { cause = leak }
+            if explained.allSatisfy({ $0.uninspectable }) { uninspectable = true }
+
+            for i in findings.indices where findings[i].lock == nil { findings[i].lock = lock.file }
+            findings = dedupe(findings)
+            let blocked = Set(lock.waiters.map(\.pid)).count
+            let polling = openers.filter { $0.activity == .polling }.count
+            let ages = lock.waiters.compactMap { $0.process?.ageSeconds }
+                + openers.filter { $0.activity == .polling }.compactMap { $0.process?.ageSeconds }
+            var result = LockDiagnosis(lock: lock, openers: openers, verdict: "", cause: cause, findings: findings,
+                                       blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: ages.max(),
+                                       holderUninspectable: uninspectable)
+            result.verdict = VerdictWriter(ctx: ctx).verdict(for: result)
+            lockResults.append(result)
+            all += findings
+        }
+
+        all = dedupe(all).sorted { ($0.rule.rank, $0.pid) < ($1.rule.rank, $1.pid) }
+        let unlocked = input.report.targets.filter { t in !input.report.locks.contains { $0.file == t.file } }
+        var verdict = lockResults.map(\.verdict)
+        for t in unlocked {
+            verdict.append(VerdictWriter(ctx: ctx).unlocked(t, openers: input.report.openers.filter { $0.file == t.file }))
+        }
+        if input.report.locks.isEmpty && input.report.targets.isEmpty {
+            verdict.append("No process is waiting for a file lock.")
+        }
+
+        let contended = lockResults.filter { $0.waitingCount > 0 || $0.findings.contains { $0.rule == .deadlock } }
+        let outcome: Diagnosis.Outcome
+        if contended.isEmpty {
+            outcome = .noContention
+        } else if contended.contains(where: { $0.holderUninspectable && $0.cause == nil }) {
+            outcome = .couldNotInspect
+        } else {
+            outcome = .contention
+        }
+        let source = input.activity.values.first?.source
+        return Diagnosis(targets: input.report.targets, unlockedTargets: unlocked, locks: lockResults, findings: all,
+                         verdict: verdict, outcome: outcome, coverage: input.report.coverage, activity: input.activity,
+                         processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
+    }
+
+    /// The cause a verdict leads with: a cycle, then the end of a chain, then the rest by rule order.
+    func causeRank(_ f: Finding) -> Int {
+        switch f.rule {
+        case .deadlock: return 0
+        case .leakedFd: return 50
+        default: return 1 + f.rule.rank
+        }
+    }
+
+    func dedupe(_ findings: [Finding]) -> [Finding] {
+        var seen = Set<String>()
+        var out: [Finding] = []
+        for f in findings {
+            let key: String
+            if f.rule == .deadlock {
+                key = f.rule.rawValue + ":" + f.pids.sorted().map(String.init).joined(separator: ",")
+            } else {
+                key = f.rule.rawValue + ":" + String(f.pid)
+            }
+            if seen.insert(key).inserted { out.append(f) }
+        }
+        return out
+    }
+}
+
+/// What explaining one holder produced: every finding met on the way, and the
+/// one that answers "why does it not release the lock".
+struct Explanation {
+    var findings: [Finding] = []
+    var cause: Finding?
+    var uninspectable = false
+}
+
+/// The classification of one thread: what kind of wait it is in.
+enum Doing {
+    case waitsLock(ThreadActivity?, LockEntry)
+    case dns(ThreadActivity, WaitedFd?, SocketInfo?)
+    case network(ThreadActivity, WaitedFd, SocketInfo)
+    case io(ThreadActivity)
+    case waitsChild(ThreadActivity, [Int32])
+    case futex(ThreadActivity)
+    case sleeping(ThreadActivity)
+    case busy(ThreadActivity)
+    case other(ThreadActivity)
+
+    var rank: Int {
+        switch self {
+        case .waitsLock: return 0
+        case .dns: return 1
+        case .network: return 2
+        case .io: return 3
+        case .waitsChild: return 4
+        case .futex: return 5
+        case .sleeping: return 6
+        case .busy: return 7
+        case .other: return 8
+        }
+    }
+
+    var thread: ThreadActivity? {
+        switch self {
+        case .waitsLock(let t, _): return t
+        case .dns(let t, _, _), .network(let t, _, _), .io(let t), .waitsChild(let t, _), .futex(let t),
+             .sleeping(let t), .busy(let t), .other(let t): return t
+        }
+    }
+}
+
+struct RuleContext {
+    let input: DiagnosisInput
+    /// Facts for every pid anyone mentions: the report's, the global locks', the extras.
+    var facts: [Int32: ProcessFacts] = [:]
+    /// pid → the locks (from the global table, or the report) it is queued behind.
+    var waitingFor: [Int32: [LockEntry]] = [:]
+
+    init(input: DiagnosisInput) {
+        self.input = input
+        var facts = input.processes
+        let everyLock = input.report.locks + (input.allLocks ?? [])
+        for l in everyLock {
+            for h in l.holders { if let p = h.process, facts[h.pid] == nil { facts[h.pid] = p } }
+            for w in l.waiters where w.pid > 0 {
+                if let p = w.process, facts[w.pid] == nil { facts[w.pid] = p }
+            }
+        }
+        for o in input.report.openers { if let p = o.process, facts[o.pid] == nil { facts[o.pid] = p } }
+        self.facts = facts
+        var waiting: [Int32: [LockEntry]] = [:]
+        var seen = Set<String>()
+        for l in everyLock {
+            let key = "\(l.file?.description ?? "?") \(l.kind.rawValue) \(l.start) \(l.kernelPid)"
+            guard seen.insert(key).inserted else { continue }
+            for w in l.waiters where w.pid > 0 { waiting[w.pid, default: []].append(l) }
+        }
+        self.waitingFor = waiting
+    }
+
+    // MARK: - Names
+
+    func comm(_ pid: Int32) -> String? { facts[pid]?.comm }
+
+    /// `iptables[36057]`, or `pid 36057` when nothing is known about it.
+    func name(_ pid: Int32) -> String {
+        if let c = comm(pid) { return "\(c)[\(pid)]" }
+        return "pid \(pid)"
+    }
+
+    func lockName(_ l: LockEntry) -> String { l.path ?? l.file?.description ?? "(unknown file)" }
+
+    func children(of pid: Int32) -> [Int32] {
+        facts.values.filter { $0.ppid == pid && $0.pid != pid }.map(\.pid).sorted()
+    }
+
+    // MARK: - Explaining a holder
+
+    /// Why `pid`, which holds `lock`, does not release it: classify what it is doing,
+    /// and follow it into the lock it waits for or the child it waits on.
+    mutating func explain(pid: Int32, lock: LockEntry, depth: Int, visitedLocks: [LockEntry],
+                          chain: [(pid: Int32, holds: LockEntry)], maxDepth: Int) -> Explanation {
+        var out = Explanation()
+        guard depth <= maxDepth else { return out }
+
+        // Stopped outranks whatever call it was stopped in.
+        if let stopped = Rules.stopped(ctx: self, pid: pid, lock: lock) {
+            out.findings.append(stopped)
+            out.cause = stopped
+            return out
+        }
+
+        // Queued behind another lock: follow the chain (the kernel lists it as a waiter).
+        let myChain = chain + [(pid: pid, holds: lock)]
+        if let next = (waitingFor[pid] ?? []).first(where: { $0.file != lock.file || $0.kind != lock.kind || $0.start != lock.start }) {
+            // A cycle: someone on the chain holds what this one wants.
+            if let idx = myChain.firstIndex(where: { step in next.holders.contains { $0.pid == step.pid } }) {
+                let cycle = Array(myChain[idx...])
+                let f = Rules.deadlock(ctx: self, cycle: cycle, wants: next, lock: lock)
+                out.findings.append(f)
+                out.cause = f
+                return out
+            }
+            guard let nextHolder = next.holders.first else {
+                out.uninspectable = true
+                return out
+            }
+            var inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, visitedLocks: visitedLocks + [lock],
+                                chain: myChain, maxDepth: maxDepth)
+            if inner.cause?.rule == .deadlock {
+                // The cycle was found further down; this holder is stuck behind it.
+                return inner
+            }
+            let thread = activityThread(pid: pid, matching: { if case .lock = $0 { return true } else { return false } })
+            let f = Rules.waitChain(ctx: self, pid: pid, thread: thread, holds: lock, waitsFor: next,
+                                    rest: inner, root: rootOf(inner, fallback: nextHolder.pid))
+            out.findings.append(f)
+            out.findings += inner.findings
+            out.cause = inner.cause ?? f
+            out.uninspectable = inner.uninspectable
+            return out
+        }
+
+        guard let doing = classify(pid: pid) else {
+            out.uninspectable = facts[pid] == nil || input.uninspectable.contains(pid) || input.activity[pid] == nil
+            return out
+        }
+        switch doing {
+        case .waitsLock(let t, let entry):
+            // A lock call on an fd whose lock the kernel does not list as a waiter (OFD, or raced).
+            let f = Rules.waitChain(ctx: self, pid: pid, thread: t, holds: lock, waitsFor: entry, rest: Explanation(),
+                                    root: entry.holders.first?.pid)
+            out.findings.append(f)
+            out.cause = f
+        case .dns(let t, let fd, let sock):
+            let f = Rules.dnsTimeout(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .network(let t, let fd, let sock):
+            let f = Rules.network(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .io(let t):
+            let f = Rules.io(ctx: self, pid: pid, thread: t, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .waitsChild(let t, let kids):
+            var inner = Explanation()
+            for child in kids where !myChain.contains(where: { $0.pid == child }) {
+                let e = explain(pid: child, lock: lock, depth: depth + 1, visitedLocks: visitedLocks, chain: chain,
+                                maxDepth: maxDepth)
+                inner.findings += e.findings
+                if inner.cause == nil || (e.cause.map { $0.rule.rank } ?? 99) < (inner.cause?.rule.rank ?? 99) {
+                    inner.cause = e.cause ?? inner.cause
+                }
+                inner.uninspectable = inner.uninspectable || e.uninspectable
+            }
+            let f = Rules.waitsChild(ctx: self, pid: pid, thread: t, children: kids, childCause: inner.cause, lock: lock)
+            out.findings.append(f)
+            out.findings += inner.findings
+            out.cause = inner.cause ?? f
+        case .futex(let t):
+            let f = Rules.futex(ctx: self, pid: pid, thread: t, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .sleeping(let t):
+            let f = Rules.sleeping(ctx: self, pid: pid, thread: t, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .busy(let t):
+            let f = Rules.busy(ctx: self, pid: pid, thread: t, lock: lock)
+            out.findings.append(f)
+            out.cause = f
+        case .other:
+            break
+        }
+        return out
+    }
+
+    func rootOf(_ e: Explanation, fallback: Int32) -> Int32 { e.cause?.pid ?? fallback }
+
+    func activityThread(pid: Int32, matching: (BlockingCall) -> Bool) -> ThreadActivity? {
+        input.activity[pid]?.threads.first { $0.call.map(matching) ?? false }
+    }
+
+    // MARK: - Classification
+
+    /// What the process is doing, from its most telling thread; nil when nothing is known.
+    func classify(pid: Int32) -> Doing? {
+        guard let act = input.activity[pid] else { return nil }
+        var best: Doing? = nil
+        for t in act.threads {
+            guard let d = classify(thread: t, pid: pid, activity: act) else { continue }
+            if best == nil || d.rank < best!.rank { best = d }
+        }
+        return best
+    }
+
+    func classify(thread t: ThreadActivity, pid: Int32, activity: ProcessActivity) -> Doing? {
+        if t.state == "Z" || t.state == "X" { return nil }
+        if case .lock(_, let file, _, _)? = t.call, let file,
+           let entry = (input.allLocks ?? input.report.locks).first(where: { $0.file == file }) {
+            return .waitsLock(t, entry)
+        }
+        // Sockets first: a DNS query in D state is still a DNS query.
+        if case .io(let fds, _)? = t.call {
+            let conf = input.resolvConf[pid]
+            for f in fds {
+                guard let target = f.target else { continue }
+                if case .socket(let s) = target {
+                    if Rules.isDNS(s, conf: conf) { return .dns(t, f, s) }
+                }
+            }
+            for f in fds {
+                if case .socket(let s)? = f.target, s.isInet { return .network(t, f, s) }
+            }
+        }
+        if t.state == "D" { return .io(t) }
+        switch t.call {
+        case .waitChild(let child)?:
+            var kids = children(of: pid)
+            if let c = child, c > 0 { kids = [c] }
+            return .waitsChild(t, kids)
+        case .futex?:
+            return .futex(t)
+        case .sleep?:
+            return .sleeping(t)
+        default:
+            break
+        }
+        if Rules.isBusy(t, window: activity.windowSeconds) { return .busy(t) }
+        return .other(t)
+    }
+
+    // MARK: - Leaks
+
+    /// `leaked-fd`: the pid /proc/locks names has exited (or no longer holds it)
+    /// while another process keeps the lock alive through an inherited descriptor.
+    func leakedFd(_ lock: LockEntry) -> [Finding] {
+        guard lock.ownerStatus == .gone || lock.ownerStatus == .reused else { return [] }
+        let keepers = lock.holders.filter { !$0.isOwner }
+        guard !keepers.isEmpty else { return [] }
+        return [Rules.leakedFd(ctx: self, lock: lock, keepers: keepers)]
+    }
+}

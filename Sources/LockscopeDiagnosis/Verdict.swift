@@ -1,0 +1,92 @@
+import LockscopeCore
+
+/// The one or two lines a person pastes into an incident channel:
+/// `/run/xtables.lock: 61 processes waiting (oldest 41 s). Holder iptables[36057] is stuck in a DNS lookup: …`
+struct VerdictWriter {
+    let ctx: RuleContext
+
+    func verdict(for d: LockDiagnosis) -> String {
+        let name = ctx.lockName(d.lock)
+        var head = name + ": "
+        if d.waitingCount == 0 {
+            head += "locked by " + holderList(d.lock) + ", nobody waiting."
+        } else {
+            head += "\(d.waitingCount) process\(d.waitingCount == 1 ? "" : "es") waiting"
+            var paren: [String] = []
+            if d.pollingCount > 0 && d.blockedCount > 0 {
+                paren.append("\(d.blockedCount) blocked, \(d.pollingCount) polling")
+            } else if d.pollingCount > 0 {
+                paren.append("polling")
+            }
+            if let age = d.oldestWaitSeconds { paren.append("oldest " + seconds(age)) }
+            if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
+            head += "."
+        }
+        guard let cause = d.cause else {
+            if d.waitingCount == 0 { return head }
+            if d.lock.holders.isEmpty {
+                return head + " The holder is not visible from here (another pid namespace, or it has exited)."
+            }
+            if d.holderUninspectable {
+                return head + " Holder " + holderList(d.lock) + " could not be inspected (permission denied) — run as root."
+            }
+            return head + " Holder " + holderList(d.lock) + " is " + plainActivity(d.lock.holders[0].pid) + "."
+        }
+        return head + " " + causeSentence(cause, lock: d.lock)
+    }
+
+    func unlocked(_ t: Target, openers: [Opener]) -> String {
+        let name = t.path ?? t.argument
+        let polling = openers.filter { $0.activity == .polling }.count
+        if polling > 0 {
+            return name + ": not locked, \(polling) process\(polling == 1 ? "" : "es") polling for it."
+        }
+        return name + ": not locked, nobody waiting."
+    }
+
+    func holderList(_ l: LockEntry) -> String {
+        if l.holders.isEmpty { return "pid \(l.kernelPid)" }
+        let names = l.holders.prefix(3).map { ctx.name($0.pid) }
+        return names.joined(separator: " + ") + (l.holders.count > 3 ? " + \(l.holders.count - 3) more" : "")
+    }
+
+    /// The cause as "Holder X is …", saying how the chain from the holder reaches it.
+    func causeSentence(_ f: Finding, lock: LockEntry) -> String {
+        let owner = lock.holders.first { $0.isOwner }?.pid ?? lock.holders.first?.pid
+        switch f.rule {
+        case .deadlock:
+            return f.summary.hasSuffix(".") ? f.summary : f.summary + "."
+        case .leakedFd:
+            return "The lock outlived its taker: " + f.summary.lowercasedFirst + "."
+        default:
+            break
+        }
+        var sentence = "Holder "
+        if let owner, owner != f.pid {
+            let via = route(from: owner, to: f.pid, lock: lock)
+            sentence += ctx.name(owner) + " " + via + " " + f.summary
+        } else {
+            sentence += f.summary
+        }
+        return sentence + "."
+    }
+
+    /// How the holder is connected to the process the cause is about.
+    func route(from owner: Int32, to pid: Int32, lock: LockEntry) -> String {
+        if ctx.facts[pid]?.ppid == owner {
+            let shares = lock.holders.contains { $0.pid == pid }
+            return "waits for its child" + (shares ? " (which shares the lock)" : "")
+        }
+        if lock.holders.contains(where: { $0.pid == pid }) {
+            return "shares the lock with"
+        }
+        return "waits, through a chain of locks, on"
+    }
+
+    func plainActivity(_ pid: Int32) -> String {
+        guard let act = ctx.input.activity[pid], let t = act.threads.first else { return "in an unknown state" }
+        if let d = t.decoded { return "in " + d }
+        if let s = t.syscall { return "in " + s + "()" }
+        return t.state == "R" ? "running" : "in state " + String(t.state)
+    }
+}
