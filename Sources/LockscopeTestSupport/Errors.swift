@@ -1,0 +1,25 @@
+// Live-test helpers: errors thrown by the support code.
+
+/// Why a test-support call failed. Thrown, so an XCTest method marked `throws`
+/// reports it as a failure with the message below.
+public enum TestSupportError: Error, CustomStringConvertible {
+    /// A system call failed.
+    case system(call: String, errno: Int32, context: String)
+    /// A wait ran out of time; `detail` says what was seen instead.
+    case timeout(what: String, seconds: Double, detail: String)
+    /// The testbed exited or closed stdout before printing what we waited for.
+    case exited(what: String, output: [String])
+
+    public var description: String {
+        switch self {
+        case let .system(call, e, context):
+            return "\(call) failed for \(context): \(String(cString: strerror(e))) (errno \(e))"
+        case let .timeout(what, seconds, detail):
+            return "timed out after \(seconds) s waiting for \(what); \(detail)"
+        case let .exited(what, output):
+            return "process ended before \(what); its output was:\n" + output.joined(separator: "\n")
+        }
+    }
+}
+
+import Glibc

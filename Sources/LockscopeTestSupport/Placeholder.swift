@@ -1,1 +1,0 @@
-// Live-test helpers: spawning testbed processes and cleaning up after them.
