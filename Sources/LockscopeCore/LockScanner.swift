@@ -99,7 +99,8 @@ public struct LockScanner: Sendable {
         //    kcmp against the owners' descriptors when only co-holders are wanted and
         //    every lock has a live owner fd; link text otherwise (it also finds pollers).
         if options.coHolders {
-            let refs = kernel.compactMap { k in open.first(where: { $0.pid == k.lock.pid && $0.locks.contains { sameLock($0, k.lock) } }) }
+            let ownerIndex = OpenIndex(open)
+            let refs = kernel.compactMap { k in ownerIndex.carrying(k.lock).first(where: { open[$0].pid == k.lock.pid }).map { open[$0] } }
             let unique = Array(Set(refs.map { FdRef(pid: $0.pid, fd: $0.fd) })).sorted { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
             let everyLockHasRef = refs.count == kernel.filter({ $0.lock.file != nil }).count
             let useKcmp = !options.openers && everyLockHasRef && !unique.isEmpty && unique.count <= 8
@@ -116,7 +117,7 @@ public struct LockScanner: Sendable {
                     guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
                     let link: String?
                     if useKcmp {
-                        link = open.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
+                        link = refs.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
                     } else {
                         link = String(decoding: linkList[m.target], as: UTF8.self)
                     }
@@ -143,7 +144,8 @@ public struct LockScanner: Sendable {
             }
         }
 
-        // 3. Locks with holders and waiters.
+        // 3. Locks with holders and waiters (indexed: /proc/locks may list 100k locks).
+        let index = OpenIndex(open)
         var threadCache: [Int32: [ThreadFacts]] = [:]
         func threads(_ pid: Int32) -> [ThreadFacts] {
             if let t = threadCache[pid] { return t }
@@ -154,7 +156,7 @@ public struct LockScanner: Sendable {
         var claimedWaitFds = Set<PidFd>()
         var entries: [LockEntry] = []
         for k in kernel {
-            entries.append(entry(for: k, open: open, threads: threads, claimed: &claimedWaitFds))
+            entries.append(entry(for: k, open: open, index: index, threads: threads, claimed: &claimedWaitFds))
         }
 
         // 4. Waiters the kernel does not name by pid (OFD: -1) or at all: threads
@@ -192,7 +194,7 @@ public struct LockScanner: Sendable {
 
         var resolvedTargets = targets
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
-            resolvedTargets[i].path = open.first(where: { $0.file == resolvedTargets[i].file })?.link
+            resolvedTargets[i].path = index.byFile[resolvedTargets[i].file]?.first.flatMap { open[$0].link }
         }
         return LockReport(targets: resolvedTargets, locks: entries, openers: openers, coverage: coverage,
                           observerPidNamespace: try? proc.readLink("self/ns/pid"))
@@ -205,16 +207,17 @@ public struct LockScanner: Sendable {
 
     /// One granted lock: its holders (owner + co-holders through the same open
     /// file description) and its waiters with the holder that really blocks them.
-    func entry(for k: KernelLock, open: [OpenFd], threads: (Int32) -> [ThreadFacts],
+    func entry(for k: KernelLock, open: [OpenFd], index: OpenIndex, threads: (Int32) -> [ThreadFacts],
                claimed: inout Set<PidFd>) -> LockEntry {
         let l = k.lock
         var holders: [Holder] = []
         var path: String? = nil
-        for o in open where o.file == l.file && o.locks.contains(where: { sameLock($0, l) }) {
+        for i in index.carrying(l) {
+            let o = open[i]
             holders.append(Holder(pid: o.pid, fd: o.fd, isOwner: l.pid > 0 && o.pid == l.pid))
             if path == nil { path = o.link }
         }
-        if path == nil { path = open.first(where: { $0.file == l.file })?.link }
+        if path == nil, let f = l.file { path = index.byFile[f]?.first.flatMap { open[$0].link } }
         let status: OwnerStatus
         if l.kind == .ofd || l.pid == -1 {
             status = .ofd
@@ -248,7 +251,7 @@ public struct LockScanner: Sendable {
             let direct = k.directBlockerPid(ofWaiter: i)
             waiter.directBlocker = direct > 0 ? direct : nil
             if w.pid > 0 {
-                if let (tid, fd) = blockedThread(threads(w.pid), pid: w.pid, file: l.file, open: open) {
+                if let (tid, fd) = blockedThread(threads(w.pid), fds: index.fds(of: w.pid, on: l.file)) {
                     waiter.tid = tid
                     waiter.fd = fd
                     claimed.insert(PidFd(pid: w.pid, fd: fd))
@@ -261,8 +264,7 @@ public struct LockScanner: Sendable {
     }
 
     /// A kernel-listed waiter (pid known): which thread, on which fd.
-    func blockedThread(_ threads: [ThreadFacts], pid: Int32, file: FileIdentity?, open: [OpenFd]) -> (Int32, Int32)? {
-        let fds = Set(open.filter { $0.pid == pid && $0.file == file }.map(\.fd))
+    func blockedThread(_ threads: [ThreadFacts], fds: Set<Int32>) -> (Int32, Int32)? {
         for t in threads {
             guard case .inSyscall(let nr, let args, _, _) = t.syscall, LockCall(number: nr, args: args) != nil else { continue }
             let fd = Int32(truncatingIfNeeded: args[0])
@@ -317,10 +319,47 @@ public struct LockScanner: Sendable {
     }
 }
 
-/// Two lock lines describe the same lock (fdinfo's `lock:` vs /proc/locks): the
-/// ordinal differs, everything else is printed by the same function.
-func sameLock(_ a: LockLine, _ b: LockLine) -> Bool {
-    a.kind == b.kind && a.access == b.access && a.file == b.file && a.start == b.start && a.end == b.end && a.pid == b.pid
+/// Lookups over the confirmed descriptors, so building a report stays linear in
+/// the number of locks and descriptors.
+struct OpenIndex {
+    struct LockKey: Hashable {
+        var kind: LockKind
+        var access: LockAccess
+        var file: FileIdentity?
+        var start: Int64
+        var end: Int64?
+        var pid: Int32
+        init(_ l: LockLine) {
+            kind = l.kind
+            access = l.access
+            file = l.file
+            start = l.start
+            end = l.end
+            pid = l.pid
+        }
+    }
+    struct PidFile: Hashable {
+        var pid: Int32
+        var file: FileIdentity?
+    }
+
+    var byLock: [LockKey: [Int]] = [:]
+    var byFile: [FileIdentity: [Int]] = [:]
+    var byPidFile: [PidFile: Set<Int32>] = [:]
+
+    init(_ open: [LockScanner.OpenFd]) {
+        for (i, o) in open.enumerated() {
+            byFile[o.file, default: []].append(i)
+            byPidFile[PidFile(pid: o.pid, file: o.file), default: []].insert(o.fd)
+            var seen = Set<LockKey>()
+            for l in o.locks where seen.insert(LockKey(l)).inserted { byLock[LockKey(l), default: []].append(i) }
+        }
+    }
+
+    /// Indices of the descriptors whose fdinfo carries this lock.
+    func carrying(_ l: LockLine) -> [Int] { byLock[LockKey(l)] ?? [] }
+
+    func fds(of pid: Int32, on file: FileIdentity?) -> Set<Int32> { byPidFile[PidFile(pid: pid, file: file)] ?? [] }
 }
 
 /// A blocking-lock system call decoded from raw syscall arguments (host arch).
