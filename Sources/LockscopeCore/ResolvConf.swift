@@ -61,8 +61,8 @@ public struct ResolvConf: Sendable, Hashable {
     /// comment; unknown keywords are ignored.
     public static func parse(_ text: String) -> ResolvConf {
         var conf = ResolvConf()
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        // Split on any newline: "\r\n" is one Character in Swift.
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
             guard let first = line.first, first != "#", first != ";" else { continue }
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard words.count >= 1 else { continue }

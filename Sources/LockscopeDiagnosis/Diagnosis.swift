@@ -88,6 +88,8 @@ public struct Diagnosis: Sendable {
     public var processes: [Int32: ProcessFacts]
     public var windowSeconds: Double
     public var activitySource: ActivitySource?
+    /// Other locks the chains run through (from the system-wide table), for the tree and DOT.
+    public var extraLocks: [LockEntry] = []
 
     public init(targets: [Target], unlockedTargets: [Target], locks: [LockDiagnosis], findings: [Finding],
                 verdict: [String], outcome: Outcome, coverage: ScanCoverage, activity: [Int32: ProcessActivity],

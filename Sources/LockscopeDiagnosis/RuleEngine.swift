@@ -75,10 +75,15 @@ public struct RuleEngine: Sendable {
             outcome = .contention
         }
         let source = input.activity.values.first?.source
-        return Diagnosis(targets: input.report.targets, unlockedTargets: unlocked, locks: lockResults, findings: all,
-                         verdict: verdict, outcome: outcome, coverage: input.report.coverage, activity: input.activity,
-                         processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
+        var d = Diagnosis(targets: input.report.targets, unlockedTargets: unlocked, locks: lockResults, findings: all,
+                          verdict: verdict, outcome: outcome, coverage: input.report.coverage, activity: input.activity,
+                          processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
+        let reportKeys = Set(input.report.locks.map(lockKey))
+        d.extraLocks = (input.allLocks ?? []).filter { !reportKeys.contains(lockKey($0)) }
+        return d
     }
+
+    func lockKey(_ l: LockEntry) -> String { "\(l.file?.description ?? "?")/\(l.kind.rawValue)/\(l.start)/\(l.kernelPid)" }
 
     /// The cause a verdict leads with: a cycle, then the end of a chain, then the rest by rule order.
     func causeRank(_ f: Finding) -> Int {
@@ -224,7 +229,7 @@ struct RuleContext {
                 out.uninspectable = true
                 return out
             }
-            var inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, visitedLocks: visitedLocks + [lock],
+            let inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, visitedLocks: visitedLocks + [lock],
                                 chain: myChain, maxDepth: maxDepth)
             if inner.cause?.rule == .deadlock {
                 // The cycle was found further down; this holder is stuck behind it.

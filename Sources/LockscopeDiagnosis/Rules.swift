@@ -295,11 +295,12 @@ enum Rules {
         e.append(EvidenceItem("children_sharing_lock", .pids(sharing)))
         if let c = childCause { e.append(EvidenceItem("child_rule", .string(c.rule.rawValue))) }
         let who = children.isEmpty ? "a child that is gone or not visible" : children.map { ctx.name($0) }.joined(separator: ", ")
-        var summary = "\(ctx.name(pid)) waits (\(callText(t))) for its child \(who)"
+        var summary = "\(ctx.name(pid)) waits in \(callText(t)) for its child \(who)"
         if !sharing.isEmpty { summary += ", which shares the lock" }
-        if let c = childCause { summary += "; " + c.summary }
-        let suggestion = childCause.map { "The child is what holds the lock up — " + $0.suggestion.lowercasedFirst }
-            ?? "The lock is released when the child exits; look at what the child does (`lockscope trace \(children.first.map(String.init) ?? "CHILD")`)."
+        if let c = childCause { summary += "; the child is what holds things up (\(c.rule.rawValue))" }
+        let first = children.first.map { ctx.name($0) } ?? "the child"
+        let suggestion = childCause.map { "The lock is released when \(first) exits and \(ctx.name(pid)) returns; fix what the child waits for (see the \($0.rule.rawValue) finding for \(ctx.name($0.pid)))." }
+            ?? "The lock is released when the child exits; look at what it does (`lockscope trace \(children.first.map(String.init) ?? "CHILD")`)."
         return Finding(rule: .holderWaitsChild, severity: .info, lock: lock.file, pid: pid, summary: summary, evidence: e,
                        suggestion: suggestion)
     }

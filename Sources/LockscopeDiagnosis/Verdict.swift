@@ -22,8 +22,8 @@ struct VerdictWriter {
             if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
             head += "."
         }
+        if d.waitingCount == 0 && d.cause?.rule != .deadlock { return head }
         guard let cause = d.cause else {
-            if d.waitingCount == 0 { return head }
             if d.lock.holders.isEmpty {
                 return head + " The holder is not visible from here (another pid namespace, or it has exited)."
             }
@@ -32,7 +32,7 @@ struct VerdictWriter {
             }
             return head + " Holder " + holderList(d.lock) + " is " + plainActivity(d.lock.holders[0].pid) + "."
         }
-        return head + " " + causeSentence(cause, lock: d.lock)
+        return head + " " + causeSentence(cause, in: d)
     }
 
     func unlocked(_ t: Target, openers: [Opener]) -> String {
@@ -50,37 +50,43 @@ struct VerdictWriter {
         return names.joined(separator: " + ") + (l.holders.count > 3 ? " + \(l.holders.count - 3) more" : "")
     }
 
-    /// The cause as "Holder X is …", saying how the chain from the holder reaches it.
-    func causeSentence(_ f: Finding, lock: LockEntry) -> String {
+    /// The cause as "Holder X is …", or, when the cause is further along, how the
+    /// holder leads to it ("Holder A waits for its child B. B is …").
+    func causeSentence(_ f: Finding, in d: LockDiagnosis) -> String {
+        let lock = d.lock
         let owner = lock.holders.first { $0.isOwner }?.pid ?? lock.holders.first?.pid
         switch f.rule {
         case .deadlock:
-            return f.summary.hasSuffix(".") ? f.summary : f.summary + "."
+            return f.summary + "."
         case .leakedFd:
-            return "The lock outlived its taker: " + f.summary.lowercasedFirst + "."
+            return "The lock outlived its taker: " + f.summary + "."
         default:
             break
         }
-        var sentence = "Holder "
-        if let owner, owner != f.pid {
-            let via = route(from: owner, to: f.pid, lock: lock)
-            sentence += ctx.name(owner) + " " + via + " " + f.summary
-        } else {
-            sentence += f.summary
-        }
-        return sentence + "."
+        guard let owner, owner != f.pid else { return "Holder " + f.summary + "." }
+        return "Holder " + route(from: owner, to: f.pid, in: d) + ". " + f.summary + "."
     }
 
     /// How the holder is connected to the process the cause is about.
-    func route(from owner: Int32, to pid: Int32, lock: LockEntry) -> String {
+    func route(from owner: Int32, to pid: Int32, in d: LockDiagnosis) -> String {
+        let lock = d.lock
+        // A chain of locks: the wait-chain finding about the first holder lists the hops.
+        if let chain = d.findings.first(where: { $0.rule == .waitChain && $0.pid == owner }),
+           case .pids(let pids)? = chain["chain"], case .strings(let locks)? = chain["chain_locks"], pids.count >= 2 {
+            var hops: [String] = []
+            for i in 1..<pids.count where i < locks.count {
+                hops.append(locks[i] + " (held by " + ctx.name(pids[i]) + ")")
+            }
+            if !hops.isEmpty { return ctx.name(owner) + " waits for " + hops.joined(separator: ", which waits for ") }
+        }
         if ctx.facts[pid]?.ppid == owner {
             let shares = lock.holders.contains { $0.pid == pid }
-            return "waits for its child" + (shares ? " (which shares the lock)" : "")
+            return ctx.name(owner) + " waits for its child " + ctx.name(pid) + (shares ? ", which shares the lock" : "")
         }
         if lock.holders.contains(where: { $0.pid == pid }) {
-            return "shares the lock with"
+            return ctx.name(owner) + " shares the lock with " + ctx.name(pid)
         }
-        return "waits, through a chain of locks, on"
+        return ctx.name(owner) + " waits on " + ctx.name(pid)
     }
 
     func plainActivity(_ pid: Int32) -> String {

@@ -1,0 +1,113 @@
+import LockscopeCore
+import LockscopeDiagnosis
+
+/// `lockscope diagnose --json` (schema `lockscope.diagnosis/1`, docs/diagnose.md).
+/// Each lock object is the `lockscope.report/1` lock (same keys as `who --json`)
+/// with the diagnosis fields added; findings carry their evidence as typed values.
+public struct DiagnosisJSON {
+    public var syscallName: SyscallNamer
+
+    public init(syscallName: @escaping SyscallNamer) { self.syscallName = syscallName }
+
+    public func value(_ d: Diagnosis) -> JSONValue {
+        let report = LockReport(targets: d.targets, locks: d.locks.map(\.lock),
+                                openers: d.locks.flatMap(\.openers), coverage: d.coverage)
+        let base = ReportJSON(syscallName: syscallName).value(report)
+        var baseLocks: [JSONValue] = []
+        var targets: JSONValue = .array([])
+        var openers: JSONValue = .array([])
+        var coverage: JSONValue = .null
+        if case .object(let fields) = base {
+            for (k, v) in fields {
+                switch k {
+                case "locks": if case .array(let a) = v { baseLocks = a }
+                case "targets": targets = v
+                case "openers": openers = v
+                case "coverage": coverage = v
+                default: break
+                }
+            }
+        }
+        var locks: [JSONValue] = []
+        for (i, ld) in d.locks.enumerated() {
+            var fields: [(String, JSONValue)] = []
+            if i < baseLocks.count, case .object(let f) = baseLocks[i] { fields = f }
+            fields += [
+                ("verdict", .string(ld.verdict)),
+                ("waiting", .int(Int64(ld.waitingCount))),
+                ("blocked", .int(Int64(ld.blockedCount))),
+                ("polling", .int(Int64(ld.pollingCount))),
+                ("oldest_wait_seconds", .double(ld.oldestWaitSeconds)),
+                ("cause", ld.cause.map { finding($0) } ?? .null),
+                ("holder_uninspectable", .bool(ld.holderUninspectable)),
+            ]
+            locks.append(.object(fields))
+        }
+        return .object([
+            ("schema", .string("lockscope.diagnosis/1")),
+            ("outcome", .string(d.outcome.rawValue)),
+            ("exit_code", .int(Int64(d.outcome.exitCode))),
+            ("verdict", .array(d.verdict.map { .string($0) })),
+            ("window_seconds", .double(d.windowSeconds)),
+            ("activity_source", .string(d.activitySource?.rawValue)),
+            ("targets", targets),
+            ("unlocked_targets", .array(d.unlockedTargets.map { .string($0.path ?? $0.argument) })),
+            ("locks", .array(locks)),
+            ("openers", openers),
+            ("findings", .array(d.findings.map(finding))),
+            ("activity", .array(d.activity.keys.sorted().map { activity(d.activity[$0]!) })),
+            ("coverage", coverage),
+        ])
+    }
+
+    public func finding(_ f: Finding) -> JSONValue {
+        .object([
+            ("rule", .string(f.rule.rawValue)),
+            ("severity", .string(f.severity.rawValue)),
+            ("pid", .int(Int64(f.pid))),
+            ("pids", .array(f.pids.map { .int(Int64($0)) })),
+            ("lock", f.lock.map { .object([("device", .string($0.device)), ("inode", .int(Int64(bitPattern: $0.inode)))]) } ?? .null),
+            ("summary", .string(f.summary)),
+            ("evidence", .object(f.evidence.map { ($0.key, Self.value($0.value)) })),
+            ("suggestion", .string(f.suggestion)),
+        ])
+    }
+
+    public static func value(_ v: EvidenceValue) -> JSONValue {
+        switch v {
+        case .int(let i): return .int(i)
+        case .double(let d): return .double(d)
+        case .string(let s): return .string(s)
+        case .bool(let b): return .bool(b)
+        case .pid(let p): return .int(Int64(p))
+        case .pids(let ps): return .array(ps.map { .int(Int64($0)) })
+        case .strings(let ss): return .array(ss.map { .string($0) })
+        case .ints(let xs): return .array(xs.map { .int($0) })
+        }
+    }
+
+    func activity(_ a: ProcessActivity) -> JSONValue {
+        .object([
+            ("pid", .int(Int64(a.pid))),
+            ("source", .string(a.source.rawValue)),
+            ("window_seconds", .double(a.windowSeconds)),
+            ("cpu_seconds", .double(a.cpuSeconds)),
+            ("threads", .array(a.threads.map(thread))),
+        ])
+    }
+
+    func thread(_ t: ThreadActivity) -> JSONValue {
+        .object([
+            ("tid", .int(Int64(t.tid))),
+            ("state", .string(String(t.state))),
+            ("syscall", .string(t.syscall)),
+            ("call", .string(t.decoded)),
+            ("in_call_seconds", .double(t.inCallSeconds)),
+            ("wchan", .string(t.wchan)),
+            ("kernel_stack", t.kernelStack.map { .array($0.map { .string($0) }) } ?? .null),
+            ("cpu_seconds", .double(t.cpuSeconds)),
+            ("running_fraction", .double(t.runningFraction)),
+            ("histogram", .array(t.histogram.map { .object([("label", .string($0.label)), ("fraction", .double($0.fraction))]) })),
+        ])
+    }
+}
