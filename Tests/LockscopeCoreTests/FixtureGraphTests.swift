@@ -134,3 +134,15 @@ final class FixtureGraphTests: XCTestCase {
         XCTAssertEqual(a.waiters.count, 1)
     }
 }
+
+extension FixtureGraphTests {
+    func testOwnerPidReusedByAnUnrelatedProcess() throws {
+        let f = try fixture("pid-reused")
+        let r = try report(f, lockedBy: "reused_owner")
+        let lock = try XCTUnwrap(r.locks.first)
+        XCTAssertEqual(lock.kernelPid, f.pid("reused_owner"))
+        XCTAssertEqual(lock.ownerStatus, .reused)
+        XCTAssertEqual(lock.holders.map(\.pid), [f.pid("daemon")], "the recycled pid is not a holder")
+        XCTAssertEqual(lock.waiters.first?.blockedBy, f.pid("daemon"))
+    }
+}
