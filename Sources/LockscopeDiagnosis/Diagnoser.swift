@@ -1,0 +1,183 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LockscopeCore
+
+/// Where activity comes from during a live diagnosis: the tracer's sampler by
+/// default, its ptrace session with `--ptrace`, a single /proc snapshot for
+/// fixture trees. Injected so the gatherer is tested without a live system.
+public protocol ActivityProvider: Sendable {
+    func activity(pids: [Int32], window: Double, hz: Int, shouldStop: @escaping () -> Bool) -> ActivityResult
+}
+
+public struct ActivityResult: Sendable {
+    public var activity: [Int32: ProcessActivity]
+    /// Pids that could not be read (permission denied, or traced by someone else for ptrace).
+    public var uninspectable: Set<Int32>
+    /// Ended early by a signal (Ctrl-C): the report is partial.
+    public var interrupted: Bool
+    public init(activity: [Int32: ProcessActivity] = [:], uninspectable: Set<Int32> = [], interrupted: Bool = false) {
+        self.activity = activity
+        self.uninspectable = uninspectable
+        self.interrupted = interrupted
+    }
+}
+
+/// The live side of `lockscope diagnose`: scans the locks, decides which
+/// processes matter (holders, co-holders, the chain onward, children waited on,
+/// tracers), samples them for the window, reads each one's own resolv.conf, and
+/// hands the lot to the `RuleEngine`.
+public struct Diagnoser: Sendable {
+    public var proc: ProcRoot
+    public var window: Double
+    public var hz: Int
+    public var provider: ActivityProvider
+    public var excludedPids: Set<Int32>
+    /// How far to follow chains and children (guard against pathological graphs).
+    public var maxDepth = 16
+
+    public init(proc: ProcRoot = ProcRoot(), window: Double = 1, hz: Int = 100, provider: ActivityProvider,
+                excludedPids: Set<Int32> = [getpid()]) {
+        self.proc = proc
+        self.window = window
+        self.hz = hz
+        self.provider = provider
+        self.excludedPids = excludedPids
+    }
+
+    /// Diagnoses `targets`, or every contended lock on the system when nil.
+    public func diagnose(targets: [Target]?, shouldStop: @escaping () -> Bool = { false }) throws(LockscopeError) -> Diagnosis {
+        let (input, _) = try gather(targets: targets, shouldStop: shouldStop)
+        return RuleEngine().diagnose(input)
+    }
+
+    /// Everything the rules need; the flag says the window was cut short.
+    public func gather(targets: [Target]?, shouldStop: @escaping () -> Bool = { false }) throws(LockscopeError) -> (DiagnosisInput, Bool) {
+        let scanner = LockScanner(proc: proc, excludedPids: excludedPids)
+        var report: LockReport
+        var global: [LockEntry]? = nil
+        if let targets {
+            report = try scanner.report(for: targets)
+        } else {
+            let all = try scanner.allLocks(options: .init(coHolders: true, openers: false, processFacts: true))
+            global = all.locks
+            report = all
+            report.locks = all.locks.filter { !$0.waiters.isEmpty }
+        }
+
+        var facts: [Int32: ProcessFacts] = [:]
+        func remember(_ p: ProcessFacts?) { if let p, facts[p.pid] == nil { facts[p.pid] = p } }
+        for l in report.locks {
+            l.holders.forEach { remember($0.process) }
+            l.waiters.forEach { remember($0.process) }
+        }
+        report.openers.forEach { remember($0.process) }
+
+        // Who matters: every holder; then whatever they lead to.
+        var interesting: [Int32] = []
+        var seen = Set<Int32>()
+        func add(_ pid: Int32) { if pid > 0, seen.insert(pid).inserted { interesting.append(pid) } }
+        for l in report.locks { l.holders.forEach { add($0.pid) } }
+
+        let reader = ProcessReader(proc: proc)
+        var frontier = interesting
+        var depth = 0
+        var childrenIndex: [Int32: [Int32]]? = nil
+        while !frontier.isEmpty && depth < maxDepth {
+            depth += 1
+            var next: [Int32] = []
+            for pid in frontier {
+                if facts[pid] == nil { remember(reader.facts(of: pid, withThreads: true)) }
+                guard let f = facts[pid] else { continue }
+                if f.tracerPid > 0 { remember(reader.facts(of: f.tracerPid, withThreads: false)) }
+                for t in f.threads {
+                    guard case .inSyscall(let nr, let args, _, _) = t.syscall else { continue }
+                    // Queued behind another lock: the system-wide table has its holder.
+                    if LockCall(number: nr, args: args) != nil {
+                        if global == nil {
+                            global = (try? scanner.allLocks(options: .init(coHolders: true, openers: false, processFacts: true)))?.locks ?? []
+                        }
+                        for l in global ?? [] where l.waiters.contains(where: { $0.pid == pid }) {
+                            for h in l.holders { remember(h.process); if !seen.contains(h.pid) { next.append(h.pid) }; add(h.pid) }
+                        }
+                    }
+                    // Waiting for a child: the child (often sharing the lock fd) matters.
+                    if HostSyscalls.isWait(nr) {
+                        if childrenIndex == nil { childrenIndex = childrenByParent(reader: reader) }
+                        let wanted = Int32(truncatingIfNeeded: args[0])
+                        let kids = nr == HostSyscalls.wait4 && wanted > 0 ? [wanted] : (childrenIndex?[pid] ?? [])
+                        for k in kids where !seen.contains(k) { next.append(k); add(k) }
+                    }
+                }
+            }
+            frontier = next
+        }
+        for pid in interesting where facts[pid] == nil { remember(reader.facts(of: pid, withThreads: true)) }
+        // Children of waited-on parents: facts carry the ppid the rules use to find them.
+        if let idx = childrenIndex {
+            for kids in idx.values { for k in kids where seen.contains(k) && facts[k] == nil { remember(reader.facts(of: k, withThreads: true)) } }
+        }
+
+        let result = provider.activity(pids: interesting, window: window, hz: hz, shouldStop: shouldStop)
+
+        // Each process's own resolver configuration, as its libc will read it.
+        var confs: [Int32: ResolvConf] = [:]
+        for pid in interesting {
+            if let c = Self.resolvConf(pid: pid, proc: proc) { confs[pid] = c }
+        }
+        var uninspectable = result.uninspectable
+        for pid in interesting where result.activity[pid] == nil && facts[pid] == nil { uninspectable.insert(pid) }
+
+        let input = DiagnosisInput(report: report, allLocks: global, activity: result.activity, processes: facts,
+                                   resolvConf: confs, uninspectable: uninspectable, windowSeconds: window)
+        return (input, result.interrupted)
+    }
+
+    /// `/proc/PID/root/etc/resolv.conf` (the file in the process's own mount
+    /// namespace and root: containers and private mounts are respected), with
+    /// `RES_OPTIONS`/`LOCALDOMAIN` from its environment when readable.
+    public static func resolvConf(pid: Int32, proc: ProcRoot) -> ResolvConf? {
+        guard let text = try? proc.readText("\(pid)/root/etc/resolv.conf") else { return nil }
+        var conf = ResolvConf.parse(text)
+        if let env = try? proc.readBytes("\(pid)/environ") {
+            var vars: [String: String] = [:]
+            for entry in env.split(separator: 0) {
+                let s = String(decoding: entry, as: UTF8.self)
+                if s.hasPrefix("RES_OPTIONS=") || s.hasPrefix("LOCALDOMAIN=") {
+                    let parts = s.split(separator: "=", maxSplits: 1)
+                    vars[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+                }
+            }
+            if !vars.isEmpty { conf.apply(environment: vars) }
+        }
+        return conf
+    }
+
+    /// ppid → children, from every /proc/PID/stat (only when a holder waits for a child).
+    func childrenByParent(reader: ProcessReader) -> [Int32: [Int32]] {
+        var out: [Int32: [Int32]] = [:]
+        guard let pids = try? proc.listPids() else { return out }
+        for pid in pids {
+            guard let text = try? proc.readText("\(pid)/stat"), let close = text.lastIndex(of: ")") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let ppid = Int32(fields[1]) { out[ppid, default: []].append(pid) }
+        }
+        return out
+    }
+}
+
+/// Host system-call numbers the gatherer needs before any decoding (the tracer's
+/// table has them all; these are the ones that decide what to look at next).
+enum HostSyscalls {
+    #if arch(x86_64)
+    static let wait4 = 61
+    static let waitid = 247
+    #elseif arch(arm64)
+    static let wait4 = 260
+    static let waitid = 95
+    #else
+    static let wait4 = -1
+    static let waitid = -1
+    #endif
+    static func isWait(_ nr: Int) -> Bool { nr == wait4 || nr == waitid }
+}
