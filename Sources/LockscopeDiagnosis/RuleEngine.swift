@@ -34,11 +34,10 @@ public struct RuleEngine: Sendable {
             findings += ctx.leakedFd(lock)
             // The cause: the owner's explanation unless it is only "waits for a child" and a
             // co-holder says more, then anything decisive.
-            let candidates = explained.compactMap(\.cause)
+            let candidates = explained.compactMap(\.cause) + findings.filter { $0.rule == .leakedFd }
             cause = candidates.min { a, b in
                 (causeRank(a), a.pid) < (causeRank(b), b.pid)
             }
-            if cause == nil, let leak = findings.first(where: { $0.rule == .leakedFd }) { cause = leak }
             if explained.allSatisfy({ $0.uninspectable }) { uninspectable = true }
 
             for i in findings.indices where findings[i].lock == nil { findings[i].lock = lock.file }
@@ -87,10 +86,12 @@ public struct RuleEngine: Sendable {
 
     /// The cause a verdict leads with: a cycle, then the end of a chain, then the rest by rule order.
     func causeRank(_ f: Finding) -> Int {
+        // A cycle first; then a leak (the lock outlived its taker: that is the news,
+        // whatever the keeper does); then the rest in rule order.
         switch f.rule {
         case .deadlock: return 0
-        case .leakedFd: return 50
-        default: return 1 + f.rule.rank
+        case .leakedFd: return 1
+        default: return 2 + f.rule.rank
         }
     }
 

@@ -59,7 +59,15 @@ struct VerdictWriter {
         case .deadlock:
             return f.summary + "."
         case .leakedFd:
-            return "The lock outlived its taker: " + f.summary + "."
+            // Say what the keeper is doing too, when something is known.
+            var sentence = "The lock outlived its taker: " + f.summary + "."
+            let keepers: [Int32]
+            if case .pids(let k)? = f["keepers"] { keepers = k } else { keepers = [] }
+            if let what = d.findings.filter({ keepers.contains($0.pid) && $0.rule != .leakedFd })
+                .min(by: { $0.rule.rank < $1.rule.rank }) {
+                sentence += " " + what.summary + "."
+            }
+            return sentence
         default:
             break
         }

@@ -118,6 +118,8 @@ final class RuleEngineTests: XCTestCase {
         XCTAssertEqual(f["owner_status"], .string("gone"))
         XCTAssertTrue(f.suggestion.contains("O_CLOEXEC"))
         XCTAssertEqual(Set(f.pids), [501, 500])
+        XCTAssertEqual(d.locks[0].cause?.rule, .leakedFd)
+        XCTAssertEqual(d.verdict[0], "/tmp/leak.lock: 1 process waiting. The lock outlived its taker: /tmp/leak.lock is held through an inherited descriptor: pid 500, which took it, has exited; sleep[501] (fd 3) keeps it locked (daemonised). sleep[501] is sleeping (60 s at a time) while holding the lock.")
     }
 
     func testStoppedHolderAndItsTracer() throws {
