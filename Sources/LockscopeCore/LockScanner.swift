@@ -78,119 +78,32 @@ public struct LockScanner: Sendable {
                options: Options) -> LockReport {
         var coverage = ScanCoverage()
         var inspector = FdInspector(proc: proc)
-
-        // 1. The owners /proc/locks names: their lock-carrying fds give the link text.
-        var open: [OpenFd] = []
-        var ownerPids = Set(kernel.map(\.lock.pid).filter { $0 > 0 })
-        ownerPids.subtract(excludedPids)
-        for pid in ownerPids.sorted() {
-            switch inspector.lockedFds(of: pid, files: files) {
-            case .gone: coverage.processesVanished += 1
-            case .denied: coverage.processesDenied += 1
-            case .fds(let fds):
-                for f in fds {
-                    open.append(f)
-                    if let l = f.link { links.insert(Array(l.utf8)) }
-                }
-            }
-        }
-
-        // 2. Everyone else with the same open file: one scan of every fd on the box.
-        //    kcmp against the owners' descriptors when only co-holders are wanted and
-        //    every lock has a live owner fd; link text otherwise (it also finds pollers).
+        var open = ownerDescriptors(kernel: kernel, files: files, links: &links, inspector: &inspector, coverage: &coverage)
         if options.coHolders {
-            let ownerIndex = OpenIndex(open)
-            let refs = kernel.compactMap { k in ownerIndex.carrying(k.lock).first(where: { open[$0].pid == k.lock.pid }).map { open[$0] } }
-            let unique = Array(Set(refs.map { FdRef(pid: $0.pid, fd: $0.fd) })).sorted { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
-            let everyLockHasRef = refs.count == kernel.filter({ $0.lock.file != nil }).count
-            let useKcmp = !options.openers && everyLockHasRef && !unique.isEmpty && unique.count <= 8
-                && proc.isLive && unique.allSatisfy { cls_kcmp_file($0.pid, $0.pid, $0.fd, $0.fd) == 0 }
-            let criterion: FdScanner.Criterion? = useKcmp ? .sameOpenFile(unique) : (links.isEmpty ? nil : .links(Array(links)))
-            if let criterion {
-                let scan = FdScanner(proc: proc).scan(criterion, excluding: excludedPids.union(ownerPids))
-                coverage.processesScanned = scan.coverage.processesScanned + ownerPids.count
-                coverage.descriptorsScanned = scan.coverage.descriptorsScanned
-                coverage.processesDenied += scan.coverage.processesDenied
-                coverage.processesVanished += scan.coverage.processesVanished
-                let linkList = Array(links)
-                for m in scan.matches {
-                    guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
-                    let link: String?
-                    if useKcmp {
-                        link = refs.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
-                    } else {
-                        link = String(decoding: linkList[m.target], as: UTF8.self)
-                    }
-                    open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: link))
-                }
-            }
+            open += otherDescriptors(kernel: kernel, owners: open, files: files, links: links, openers: options.openers,
+                                     inspector: &inspector, coverage: &coverage)
+            open += descriptorsOfUnknownPaths(kernel: kernel, known: open, inspector: &inspector, coverage: &coverage)
         }
 
-        // 2b. Locks whose path is still unknown (OFD locks, or an owner that exited,
-        //     asked for by MAJ:MIN:INODE): confirm every path-like fd by identity.
-        let known = Set(open.map(\.file))
-        let unresolved = Set(kernel.compactMap(\.lock.file)).subtracting(known)
-        if options.coHolders && !unresolved.isEmpty {
-            let seen = Set(open.map { PidFd(pid: $0.pid, fd: $0.fd) })
-            let scan = FdScanner(proc: proc).scan(.anyPath, excluding: excludedPids)
-            if coverage.processesScanned == 0 {
-                coverage.processesScanned = scan.coverage.processesScanned
-                coverage.descriptorsScanned = scan.coverage.descriptorsScanned
-                coverage.processesDenied += scan.coverage.processesDenied
-            }
-            for m in scan.matches where !seen.contains(PidFd(pid: m.pid, fd: m.fd)) {
-                guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: unresolved) else { continue }
-                open.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: try? proc.readLink("\(m.pid)/fd/\(m.fd)")))
-            }
-        }
-
-        // 3. Locks with holders and waiters (indexed: /proc/locks may list 100k locks).
+        // Locks with holders and waiters (indexed: /proc/locks may list 100k locks).
         let index = OpenIndex(open)
-        var threadCache: [Int32: [ThreadFacts]] = [:]
-        func threads(_ pid: Int32) -> [ThreadFacts] {
-            if let t = threadCache[pid] { return t }
-            let t = ProcessReader.threadsOnly(proc: proc, pid: pid)
-            threadCache[pid] = t
-            return t
-        }
+        var threads = ThreadCache(proc: proc)
         var claimedWaitFds = Set<PidFd>()
-        var entries: [LockEntry] = []
-        for k in kernel {
-            entries.append(entry(for: k, open: open, index: index, threads: threads, claimed: &claimedWaitFds))
-        }
+        var entries = kernel.map { entry(for: $0, open: open, index: index, threads: &threads, claimed: &claimedWaitFds) }
 
-        // 4. Waiters the kernel does not name by pid (OFD: -1) or at all: threads
-        //    blocked in a lock call on a descriptor to the file.
+        // Waiters the kernel does not name by pid (OFD: -1) or at all: threads blocked
+        // in a lock call on a descriptor to the file. The rest are openers.
         var openers: [Opener] = []
         for o in open where o.locks.isEmpty && !claimedWaitFds.contains(PidFd(pid: o.pid, fd: o.fd)) {
-            if let (tid, request) = blockedLockCall(threads(o.pid), fd: o.fd) {
-                if let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
-                    attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
-                    continue
-                }
+            if let (tid, request) = blockedLockCall(threads[o.pid], fd: o.fd),
+               let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
+                attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
+                continue
             }
-            openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads(o.pid))))
+            openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads[o.pid])))
         }
 
-        // 5. Facts about everyone named, read once per pid.
-        if options.processFacts {
-            let reader = ProcessReader(proc: proc)
-            var factsCache: [Int32: ProcessFacts?] = [:]
-            func facts(_ pid: Int32) -> ProcessFacts? {
-                if let f = factsCache[pid] { return f }
-                var f = reader.facts(of: pid, withThreads: false)
-                f?.threads = threads(pid)
-                factsCache[pid] = f
-                return f
-            }
-            for i in entries.indices {
-                for h in entries[i].holders.indices { entries[i].holders[h].process = facts(entries[i].holders[h].pid) }
-                for w in entries[i].waiters.indices where entries[i].waiters[w].pid > 0 {
-                    entries[i].waiters[w].process = facts(entries[i].waiters[w].pid)
-                }
-            }
-            for i in openers.indices { openers[i].process = facts(openers[i].pid) }
-        }
+        if options.processFacts { attachFacts(&entries, &openers, threads: &threads) }
 
         var resolvedTargets = targets
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
@@ -200,6 +113,115 @@ public struct LockScanner: Sendable {
                           observerPidNamespace: try? proc.readLink("self/ns/pid"))
     }
 
+    /// Step 1: the owners /proc/locks names. Their lock-carrying fds give the link
+    /// text (and the kcmp references) for the scan of everyone else.
+    func ownerDescriptors(kernel: [KernelLock], files: Set<FileIdentity>, links: inout Set<[UInt8]>,
+                          inspector: inout FdInspector, coverage: inout ScanCoverage) -> [OpenFd] {
+        var open: [OpenFd] = []
+        let ownerPids = Set(kernel.map(\.lock.pid).filter { $0 > 0 }).subtracting(excludedPids)
+        for pid in ownerPids.sorted() {
+            switch inspector.lockedFds(of: pid, files: files) {
+            case .gone: coverage.processesVanished += 1
+            case .denied: coverage.processesDenied += 1
+            case .fds(let fds):
+                coverage.processesScanned += 1
+                for f in fds {
+                    open.append(f)
+                    if let l = f.link { links.insert(Array(l.utf8)) }
+                }
+            }
+        }
+        return open
+    }
+
+    /// Step 2: everyone else with the file open — one scan of every fd on the box.
+    /// kcmp against the owners' descriptors when only co-holders are wanted and every
+    /// lock has a live owner fd; link text otherwise (it also finds pollers).
+    func otherDescriptors(kernel: [KernelLock], owners: [OpenFd], files: Set<FileIdentity>, links: Set<[UInt8]>,
+                          openers: Bool, inspector: inout FdInspector, coverage: inout ScanCoverage) -> [OpenFd] {
+        let ownerIndex = OpenIndex(owners)
+        let refs = kernel.compactMap { k in
+            ownerIndex.carrying(k.lock).first(where: { owners[$0].pid == k.lock.pid }).map { owners[$0] }
+        }
+        let unique = Array(Set(refs.map { FdRef(pid: $0.pid, fd: $0.fd) })).sorted { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
+        let everyLockHasRef = refs.count == kernel.filter({ $0.lock.file != nil }).count
+        let useKcmp = !openers && everyLockHasRef && !unique.isEmpty && unique.count <= 8 && proc.isLive
+            && unique.allSatisfy { cls_kcmp_file($0.pid, $0.pid, $0.fd, $0.fd) == 0 }  // ENOSYS/EPERM: fall back
+        let linkList = Array(links)
+        let criterion: FdScanner.Criterion
+        if useKcmp {
+            criterion = .sameOpenFile(unique)
+        } else if !linkList.isEmpty {
+            criterion = .links(linkList)
+        } else {
+            return []
+        }
+        let scan = FdScanner(proc: proc).scan(criterion, excluding: excludedPids.union(owners.map(\.pid)))
+        coverage.add(scan.coverage)
+        var found: [OpenFd] = []
+        for m in scan.matches {
+            guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
+            let link = useKcmp
+                ? refs.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
+                : String(decoding: linkList[m.target], as: UTF8.self)
+            found.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: link))
+        }
+        return found
+    }
+
+    /// Step 2b: locks whose path is still unknown (OFD locks, or an owner that exited,
+    /// asked for by MAJ:MIN:INODE): confirm every path-like fd by identity. Slow on a
+    /// big box, so only when needed.
+    func descriptorsOfUnknownPaths(kernel: [KernelLock], known: [OpenFd], inspector: inout FdInspector,
+                                   coverage: inout ScanCoverage) -> [OpenFd] {
+        let unresolved = Set(kernel.compactMap(\.lock.file)).subtracting(known.map(\.file))
+        guard !unresolved.isEmpty else { return [] }
+        let seen = Set(known.map { PidFd(pid: $0.pid, fd: $0.fd) })
+        let scan = FdScanner(proc: proc).scan(.anyPath, excluding: excludedPids)
+        if coverage.descriptorsScanned == 0 { coverage.add(scan.coverage) }
+        var found: [OpenFd] = []
+        for m in scan.matches where !seen.contains(PidFd(pid: m.pid, fd: m.fd)) {
+            guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: unresolved) else { continue }
+            found.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: try? proc.readLink("\(m.pid)/fd/\(m.fd)")))
+        }
+        return found
+    }
+
+    /// Step 5: facts about everyone named, read once per pid.
+    func attachFacts(_ entries: inout [LockEntry], _ openers: inout [Opener], threads: inout ThreadCache) {
+        let reader = ProcessReader(proc: proc)
+        var cache: [Int32: ProcessFacts?] = [:]
+        func facts(_ pid: Int32) -> ProcessFacts? {
+            if let f = cache[pid] { return f }
+            var f = reader.facts(of: pid, withThreads: false)
+            f?.threads = threads[pid]
+            cache[pid] = f
+            return f
+        }
+        for i in entries.indices {
+            for h in entries[i].holders.indices { entries[i].holders[h].process = facts(entries[i].holders[h].pid) }
+            for w in entries[i].waiters.indices where entries[i].waiters[w].pid > 0 {
+                entries[i].waiters[w].process = facts(entries[i].waiters[w].pid)
+            }
+        }
+        for i in openers.indices { openers[i].process = facts(openers[i].pid) }
+    }
+
+    /// Every thread's current syscall, read at most once per pid per report.
+    struct ThreadCache {
+        let proc: ProcRoot
+        var byPid: [Int32: [ThreadFacts]] = [:]
+
+        subscript(pid: Int32) -> [ThreadFacts] {
+            mutating get {
+                if let t = byPid[pid] { return t }
+                let t = ProcessReader.threadsOnly(proc: proc, pid: pid)
+                byPid[pid] = t
+                return t
+            }
+        }
+    }
+
     struct PidFd: Hashable {
         var pid: Int32
         var fd: Int32
@@ -207,7 +229,7 @@ public struct LockScanner: Sendable {
 
     /// One granted lock: its holders (owner + co-holders through the same open
     /// file description) and its waiters with the holder that really blocks them.
-    func entry(for k: KernelLock, open: [OpenFd], index: OpenIndex, threads: (Int32) -> [ThreadFacts],
+    func entry(for k: KernelLock, open: [OpenFd], index: OpenIndex, threads: inout ThreadCache,
                claimed: inout Set<PidFd>) -> LockEntry {
         let l = k.lock
         var holders: [Holder] = []
@@ -251,7 +273,7 @@ public struct LockScanner: Sendable {
             let direct = k.directBlockerPid(ofWaiter: i)
             waiter.directBlocker = direct > 0 ? direct : nil
             if w.pid > 0 {
-                if let (tid, fd) = blockedThread(threads(w.pid), fds: index.fds(of: w.pid, on: l.file)) {
+                if let (tid, fd) = blockedThread(threads[w.pid], fds: index.fds(of: w.pid, on: l.file)) {
                     waiter.tid = tid
                     waiter.fd = fd
                     claimed.insert(PidFd(pid: w.pid, fd: fd))

@@ -236,6 +236,13 @@ public struct ScanCoverage: Sendable, Hashable {
     public var processesVanished: Int = 0
 
     public init() {}
+
+    public mutating func add(_ other: ScanCoverage) {
+        processesScanned += other.processesScanned
+        descriptorsScanned += other.descriptorsScanned
+        processesDenied += other.processesDenied
+        processesVanished += other.processesVanished
+    }
 }
 
 /// A file the user asked about, with the identity it resolved to.
