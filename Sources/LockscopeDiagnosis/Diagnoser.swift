@@ -45,6 +45,9 @@ public struct Diagnoser: Sendable {
         self.excludedPids = excludedPids
     }
 
+    /// The activity source `diagnose` and `demo` use on the live system.
+    public static func liveProvider(proc: ProcRoot = ProcRoot()) -> ActivityProvider { ProcActivity(proc: proc) }
+
     /// Diagnoses `targets`, or every contended lock on the system when nil.
     public func diagnose(targets: [Target]?, shouldStop: @escaping () -> Bool = { false }) throws(LockscopeError) -> Diagnosis {
         let (input, _) = try gather(targets: targets, shouldStop: shouldStop)

@@ -1,5 +1,8 @@
 import LockscopeCore
 import LockscopeDiagnosis
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `lockscope diagnose` for people: the verdict first, then the wait-for tree,
 /// then each finding with its evidence and suggestion. Every name, path and
@@ -61,10 +64,13 @@ public struct DiagnosisText {
         let c = d.coverage
         if c.processesDenied > 0 {
             out.append("")
-            out.append(style.yellow("note: \(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es") could not be inspected (permission denied) — run as root for a complete answer"))
+            let advice = geteuid() == 0
+                ? "permission denied even as root (protected, or in another user namespace)"
+                : "permission denied — run as root for a complete answer"
+            out.append(style.yellow("note: \(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es") could not be inspected: \(advice)"))
         }
         if let src = d.activitySource, src == .snapshot {
-            out.append(style.dim("note: activity is a single snapshot of /proc (no sampling window)"))
+            out.append(style.dim("note: activity is a single snapshot of /proc (no sampling window, no memory reads)"))
         }
         return out
     }

@@ -8,7 +8,7 @@ import LockscopeCore
 ///
 /// 1. `DIR/xtables.lock`, and `DIR/bin/iptables` → lockscope-testbed (so the
 ///    processes are named like the incident's).
-/// 2. The namespace helper (`lockscope demo holder-namespace`, see `DemoHolder`):
+/// 2. The namespace helper (`lockscope demo --holder-namespace DIR …`, see `DemoHolder`):
 ///    a private mount namespace where `DIR/resolv.conf` — three blackhole
 ///    nameservers, `options timeout:2 attempts:2` — is bind-mounted over
 ///    /etc/resolv.conf; it starts the holder there, which takes `flock(LOCK_EX)` on
@@ -52,7 +52,8 @@ public final class DemoRunner {
     }
 
     public let options: Options
-    /// argv prefix that runs the namespace helper, e.g. `[/proc/self/exe, "demo", "holder-namespace"]`.
+    /// argv prefix that runs the namespace helper, e.g. `[/proc/self/exe, "demo"]` (the
+    /// runner adds `--holder-namespace DIR --mode M --nameservers N --timeout T --attempts A -- HOLDER…`).
     public let helperCommand: [String]
     public let testbed: String
 
@@ -141,7 +142,7 @@ public final class DemoRunner {
         let repeats = max(1, (options.holdSeconds + max(1, perLookup) - 1) / max(1, perLookup))
         let holderSteps = ["--max-seconds", String(options.maxSeconds), "open:" + lock, "flock:ex"]
             + Array(repeating: "resolve:" + options.name, count: repeats)
-        let helperArgv = helperCommand + ["--dir", dir, "--mode", mode.rawValue,
+        let helperArgv = helperCommand + ["--holder-namespace", dir, "--mode", mode.rawValue,
                                           "--nameservers", String(options.nameservers),
                                           "--timeout", String(options.timeout), "--attempts", String(options.attempts),
                                           "--", iptables] + holderSteps

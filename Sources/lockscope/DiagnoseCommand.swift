@@ -1,0 +1,83 @@
+import ArgumentParser
+import LockscopeCore
+import LockscopeDiagnosis
+import LockscopeRender
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Diagnose: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diagnose",
+        abstract: "Explain why a lock is stuck: who holds it, what the holder is doing, and what to change.",
+        discussion: """
+        Scans the lock graph, samples what the holders (and the processes they wait
+        on) are doing for --window seconds without stopping anything, and prints:
+        the verdict first, then the wait-for tree, then findings with stable rule ids
+        (dns-timeout, wait-chain, deadlock, leaked-fd, holder-waits-child,
+        holder-stopped, holder-io, holder-sleeping, holder-busy, holder-futex,
+        holder-network), their evidence, and a suggestion. See docs/diagnose.md.
+
+        With no FILE: every contended lock on the system.
+
+        Exit codes: 0 nobody is waiting; 3 contention found (the findings say why);
+        4 contention found but a holder could not be inspected (run as root);
+        64 bad usage or input; 66 no such file; 70 /proc could not be read.
+        """)
+
+    @OptionGroup var common: CommonOptions
+
+    @Flag(name: .long, help: "Print the wait-for graph in Graphviz DOT instead of text.")
+    var dot = false
+
+    @Option(name: .long, help: ArgumentHelp("Seconds to sample the holders (0 = one snapshot).", valueName: "seconds"))
+    var window: Double = 1
+
+    @Option(name: .long, help: ArgumentHelp("Samples per second during the window.", valueName: "n"))
+    var hz: Int = 100
+
+    @Flag(name: .long, help: "Use the ptrace tracer instead of the sampler (slows the holder; see docs/trace.md).")
+    var ptrace = false
+
+    @Flag(name: .long, help: "Text: only verdict, tree, and each finding's summary and suggestion (no evidence lines).")
+    var brief = false
+
+    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities. None: every contended lock.", valueName: "file"))
+    var files: [String] = []
+
+    func validate() throws {
+        if dot && common.json { throw ValidationError("--json and --dot are alternatives; give one") }
+        if !(0...60).contains(window) { throw ValidationError("--window must be between 0 and 60 seconds") }
+        if !(1...1000).contains(hz) { throw ValidationError("--hz must be between 1 and 1000") }
+        if ptrace && !common.proc.isLive { throw ValidationError("--ptrace needs the live /proc, not --proc-root") }
+    }
+
+    func run() throws {
+        let targets: [Target]? = files.isEmpty ? nil : try resolveTargets(files)
+        if ptrace {
+            writeError("lockscope: note: --ptrace is not available in diagnose yet; using the sampler (it stops nothing)")
+        }
+        // Ctrl-C ends the sampling window early; the report covers what was seen.
+        DemoSignals.install()
+        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc))
+        let diagnosis: Diagnosis
+        do {
+            diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { DemoSignals.requested != 0 })
+        } catch {
+            throw fail(error)
+        }
+        render(diagnosis, json: common.json, dot: dot, style: common.style, brief: brief)
+        throw ExitCode(diagnosis.outcome.exitCode)
+    }
+}
+
+/// Shared by `diagnose` and `demo`.
+func render(_ d: Diagnosis, json: Bool, dot: Bool, style: Style, brief: Bool) {
+    if json {
+        emit([DiagnosisJSON(syscallName: hostSyscallName).value(d).serialized()])
+    } else if dot {
+        fputs(DiagnosisDOT().render(d), stdout)
+    } else {
+        emit(DiagnosisText(style: style, evidence: !brief).render(d))
+    }
+}
