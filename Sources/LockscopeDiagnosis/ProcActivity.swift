@@ -218,11 +218,11 @@ struct CallDecoder {
             return (name, .waitChild(pid: idtype == 1 ? id : nil), "waitid(\(idtype == 1 ? "P_PID, \(id)" : "P_ALL"), …)")
         case "nanosleep":
             let s = timespecSeconds(at: a[0])
-            return (name, .sleep(seconds: s), "nanosleep(\(s.map { seconds($0) } ?? "?"))")
+            return (name, .sleep(seconds: s), "nanosleep(\(s.map { durationText($0) } ?? "?"))")
         case "clock_nanosleep":
             let abs = a[1] & 1 != 0
             let s = abs ? nil : timespecSeconds(at: a[2])
-            return (name, .sleep(seconds: s), "clock_nanosleep(\(abs ? "TIMER_ABSTIME" : (s.map { seconds($0) } ?? "?")))")
+            return (name, .sleep(seconds: s), "clock_nanosleep(\(abs ? "TIMER_ABSTIME" : (s.map { durationText($0) } ?? "?")))")
         case "pause":
             return (name, .sleep(seconds: nil), "pause()")
         case "futex":

@@ -51,7 +51,7 @@ enum Rules {
 
     static func forText(_ t: ThreadActivity?) -> String {
         guard let s = t?.inCallSeconds, s >= 0.05 else { return "" }
-        return " for at least " + seconds(s)
+        return " for at least " + durationText(s)
     }
 
     // MARK: - stopped
@@ -155,7 +155,7 @@ enum Rules {
             costText = "; its resolv.conf could not be read, so the worst case is unknown"
             suggestion = "Check the nameserver \(s?.remote ?? "") is reachable; avoid name lookups while holding the lock. Run as root to read /proc/\(pid)/root/etc/resolv.conf."
         }
-        let timeoutNote = timeoutMs(t).map { ", " + seconds(Double($0) / 1000) + " timeout" } ?? ""
+        let timeoutNote = timeoutMs(t).map { ", " + durationText(Double($0) / 1000) + " timeout" } ?? ""
         let summary = "\(ctx.name(pid)) is stuck in a DNS lookup: \(where_)\(serverNote)\(timeoutNote)\(forText(t))\(costText)"
         return Finding(rule: .dnsTimeout, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
                        suggestion: suggestion)
@@ -188,7 +188,7 @@ enum Rules {
         e.append(EvidenceItem("peer", .string(s.remote ?? "none (not connected)")))
         if let st = s.state { e.append(EvidenceItem("tcp_state", .string(st))) }
         if let ms = timeoutMs(t) { e.append(EvidenceItem("timeout_ms", .int(Int64(ms)))) }
-        let timeoutNote = timeoutMs(t).map { ", " + seconds(Double($0) / 1000) + " timeout" } ?? ", no timeout"
+        let timeoutNote = timeoutMs(t).map { ", " + durationText(Double($0) / 1000) + " timeout" } ?? ", no timeout"
         let peer = s.remote.map { " → " + $0 } ?? ""
         let summary = "\(ctx.name(pid)) is blocked on the network: \(callText(t)) on \(s.proto)\(peer)\(s.state.map { " (" + $0 + ")" } ?? "")\(timeoutNote)\(forText(t))"
         let suggestion = "Check that \(s.remote ?? "the peer") is reachable and answering; the holder should not wait on the network while holding the lock (or should use a short timeout)."
@@ -248,7 +248,7 @@ enum Rules {
         var requested = ""
         if case .sleep(let s)? = t.call, let s {
             e.append(EvidenceItem("sleep_seconds", .double(s)))
-            requested = " (\(seconds(s)) at a time)"
+            requested = " (\(durationText(s)) at a time)"
         }
         let asleep = t.histogram.filter { $0.label.contains("sleep") }.map(\.fraction).reduce(0, +)
         let loop = asleep > 0 && asleep < 0.95 && t.histogram.count > 1
@@ -274,7 +274,7 @@ enum Rules {
             if window > 0 {
                 let pct = Int((cpu / window * 100).rounded())
                 e.append(EvidenceItem("cpu_percent", .int(Int64(pct))))
-                cpuText = " (\(pct)% of one CPU over \(seconds(window)))"
+                cpuText = " (\(pct)% of one CPU over \(durationText(window)))"
             }
         }
         if let f = t.runningFraction { e.append(EvidenceItem("running_fraction", .double(f))) }
@@ -389,7 +389,7 @@ enum Rules {
 }
 
 /// `2 s`, `1.5 s`, `41 s`, `2 min 3 s`: durations in prose.
-public func seconds(_ s: Double) -> String {
+public func durationText(_ s: Double) -> String {
     if s < 10 {
         let r = (s * 10).rounded() / 10
         if r == r.rounded() { return "\(Int(r)) s" }

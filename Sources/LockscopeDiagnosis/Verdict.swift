@@ -18,7 +18,7 @@ struct VerdictWriter {
             } else if d.pollingCount > 0 {
                 paren.append("polling")
             }
-            if let age = d.oldestWaitSeconds { paren.append("oldest " + seconds(age)) }
+            if let age = d.oldestWaitSeconds { paren.append("oldest " + durationText(age)) }
             if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
             head += "."
         }

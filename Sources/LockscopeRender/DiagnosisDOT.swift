@@ -88,7 +88,7 @@ public struct DiagnosisDOT {
                 let id = "waiters:\(lid):\(comm)"
                 let ages = l.waiters.filter { pids.contains($0.pid) }.compactMap { $0.process?.ageSeconds }
                 var label = ["\(comm) ×\(pids.count)"]
-                if let oldest = ages.max() { label.append("oldest " + seconds(oldest)) }
+                if let oldest = ages.max() { label.append("oldest " + durationText(oldest)) }
                 nodes[id] = "shape=ellipse, style=dashed, label=\(labelText(label))"
                 edge(id, lid, "label=\"waits\"")
             }

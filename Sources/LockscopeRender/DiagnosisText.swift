@@ -200,7 +200,7 @@ struct TreeBuilder {
         } else {
             s += t.state == "R" ? "running" : "-"
         }
-        if let secs = t.inCallSeconds, secs >= 0.05 { s += " for " + seconds(secs) }
+        if let secs = t.inCallSeconds, secs >= 0.05 { s += " for " + durationText(secs) }
         if act.threads.count > 1 { s += "  (+\(act.threads.count - 1) thread\(act.threads.count == 2 ? "" : "s"))" }
         if let tracer = p?.tracerPid, tracer > 0 { s += "  traced by \(tracer)" }
         return terminalSafe(s)
@@ -219,7 +219,7 @@ struct TreeBuilder {
             let pids = list.map { String($0.pid) }
             let shown = pids.count <= 6 ? pids.joined(separator: " ") : (pids.prefix(4) + ["…", pids.last!]).joined(separator: " ")
             var s = terminalSafe(n) + " ×\(list.count)"
-            if let oldest = list.compactMap(\.age).max() { s += "  oldest " + seconds(oldest) }
+            if let oldest = list.compactMap(\.age).max() { s += "  oldest " + durationText(oldest) }
             return s + "  pid\(list.count == 1 ? "" : "s") " + shown
         }
     }
