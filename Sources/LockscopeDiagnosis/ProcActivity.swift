@@ -78,6 +78,7 @@ public struct ProcActivity: ActivityProvider {
                 let threadCPU = Double(tr.lastTicks - (tr.firstTicks ?? tr.lastTicks)) / ticks
                 cpu += threadCPU
                 var a = ThreadActivity(tid: tr.tid, state: tr.state, wchan: tr.wchan)
+                if tr.state == "D" { a.kernelStack = kernelStack(pid: pid, tid: tr.tid) }
                 if let c = tr.call {
                     let decoded = decoder.decode(number: c.nr, args: c.args, threadIds: tids)
                     a.syscall = decoded.name
@@ -136,6 +137,16 @@ public struct ProcActivity: ActivityProvider {
         tr.buckets[bucket, default: 0] += 1
         let w = try? proc.readText(base + "/wchan")
         tr.wchan = w.flatMap { $0.isEmpty || $0 == "0" ? nil : $0 }
+    }
+
+    /// /proc/PID/task/TID/stack (root only): `[<0>] percpu_rwsem_wait+0x…` → `percpu_rwsem_wait+0x…`.
+    func kernelStack(pid: Int32, tid: Int32) -> [String]? {
+        guard let text = try? proc.readText("\(pid)/task/\(tid)/stack") else { return nil }
+        let frames = text.split(separator: "\n").map { line -> String in
+            if let close = line.firstIndex(of: "]") { return String(line[line.index(after: close)...]).trimmingSpaces }
+            return String(line)
+        }.filter { !$0.isEmpty }
+        return frames.isEmpty ? nil : frames
     }
 
     func now() -> Double {
@@ -408,5 +419,14 @@ enum NetTableReader {
                      "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"]
         guard let n = Int(hex, radix: 16), n > 0, n < names.count else { return nil }
         return names[n]
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }

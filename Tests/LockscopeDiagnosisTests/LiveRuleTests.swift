@@ -271,6 +271,9 @@ final class LiveRuleTests: XCTestCase {
         XCTAssertEqual(f["state"], .string("D"))
         XCTAssertEqual(f["syscall"], .string("openat"))
         if case .string(let w)? = f["wchan"] { XCTAssertFalse(w.isEmpty) }
+        // Root reads the kernel stack: the freeze shows in it.
+        guard case .strings(let stack)? = f["kernel_stack"] else { return XCTFail("no kernel_stack as root") }
+        XCTAssertTrue(stack.contains { $0.contains("percpu_rwsem") || $0.contains("sb_start_write") || $0.contains("mnt_want_write") }, "\(stack)")
     }
 
     // MARK: - holder-sleeping, holder-busy, holder-network
