@@ -1,0 +1,56 @@
+// tracefloor: the cheapest possible syscall-stop tracer, the floor for any
+// PTRACE_SYSCALL tracer (strace, lockscope trace --ptrace). It attaches to one
+// thread, then only loops PTRACE_SYSCALL: no register reads, no decoding, no
+// output. Exits when the tracee exits; on SIGINT/SIGTERM it interrupts the tracee
+// and detaches, never leaving it stopped.
+//
+//   tracefloor PID      prints "stops <N>" on stderr at the end
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: tracefloor PID\n"); return 2; }
+    pid_t pid = atoi(argv[1]);
+    struct sigaction sa = { .sa_handler = on_signal };  // no SA_RESTART: waitpid returns EINTR
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD) != 0) { perror("PTRACE_SEIZE"); return 1; }
+    if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0) { perror("PTRACE_INTERRUPT"); return 1; }
+    long stops = 0;
+    int interrupted = 0;
+    for (;;) {
+        int status;
+        pid_t w = waitpid(pid, &status, __WALL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                if (stop && !interrupted) { ptrace(PTRACE_INTERRUPT, pid, 0, 0); interrupted = 1; }
+                continue;
+            }
+            perror("waitpid");
+            return 1;
+        }
+        if (WIFEXITED(status) || WIFSIGNALED(status)) break;
+        if (!WIFSTOPPED(status)) continue;
+        int sig = WSTOPSIG(status), inject = 0;
+        if (sig == (SIGTRAP | 0x80)) stops++;                       // syscall entry/exit
+        else if ((status >> 16) == PTRACE_EVENT_STOP) inject = 0;   // group-stop or interrupt
+        else inject = sig;                                           // signal-delivery stop
+        if (stop) {
+            ptrace(PTRACE_DETACH, pid, 0, inject);
+            break;
+        }
+        if (ptrace(PTRACE_SYSCALL, pid, 0, inject) != 0 && errno != ESRCH) { perror("PTRACE_SYSCALL"); return 1; }
+    }
+    fprintf(stderr, "stops %ld\n", stops);
+    return 0;
+}
