@@ -1,0 +1,87 @@
+// Shims only the tracer (LockscopeTrace) uses. Every shim says why it exists.
+#ifndef CLOCKSCOPE_TRACE_H
+#define CLOCKSCOPE_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Signal handlers must be C: Swift closures cannot be async-signal-safe handlers.
+// Installs one handler for SIGINT, SIGTERM, SIGHUP and SIGPIPE without SA_RESTART,
+// so a waitpid()/nanosleep() in progress returns EINTR. The handler records the
+// first signal and, when it runs on another thread than the one registered with
+// cls_trace_set_wake_thread(), re-sends it to that thread to interrupt its wait.
+void cls_trace_install_stop_handlers(void);
+// The first stop signal received, or 0.
+int cls_trace_stop_signal(void);
+void cls_trace_reset_stop_signal(void);
+// Registers the calling thread as the one blocked in waitpid()/nanosleep().
+void cls_trace_set_wake_thread(void);
+
+// A one-shot CLOCK_MONOTONIC timer that sends SIGALRM to the calling thread
+// (SIGEV_THREAD_ID, which glibc exposes only as a macro on a union member) after
+// `nanoseconds`, to end the ptrace loop's waitpid() at --duration. The SIGALRM
+// handler only sets a flag (cls_trace_timer_fired). Returns 0 or -1 with errno.
+int cls_trace_arm_timer(int64_t nanoseconds);
+void cls_trace_disarm_timer(void);
+int cls_trace_timer_fired(void);
+
+// gettid(2): glibc's wrapper needs _GNU_SOURCE in the including file.
+pid_t cls_gettid(void);
+
+// CLOCK_MONOTONIC in nanoseconds, without Foundation.
+int64_t cls_monotonic_ns(void);
+
+// pread(2) from offset 0 into buf, retrying on EINTR. /proc seq files regenerate
+// on a read at offset 0, so the sampler keeps them open across rounds.
+long cls_pread0(int fd, void *_Nonnull buf, size_t count);
+
+// PTRACE_GET_SYSCALL_INFO (Linux 5.3). glibc's struct is new and its layout
+// differs between versions; this one mirrors include/uapi/linux/ptrace.h.
+struct cls_syscall_info {
+    uint8_t op;          // 0 none, 1 entry, 2 exit, 3 seccomp
+    uint8_t pad[3];
+    uint32_t arch;       // AUDIT_ARCH_*
+    uint64_t instruction_pointer;
+    uint64_t stack_pointer;
+    union {
+        struct { uint64_t nr; uint64_t args[6]; } entry;
+        struct { int64_t rval; uint8_t is_error; } exit;
+        struct { uint64_t nr; uint64_t args[6]; uint32_t ret_data; } seccomp;
+    } u;
+};
+// Fills *info for a thread in a syscall-stop; returns the number of bytes the
+// kernel wrote (> 0), or -1 with errno.
+long cls_ptrace_get_syscall_info(pid_t tid, struct cls_syscall_info *_Nonnull info);
+
+// ptrace constants glibc hides behind _GNU_SOURCE or an enum Swift cannot see.
+static const long CLS_PTRACE_SYSCALL = 24;
+static const long CLS_PTRACE_DETACH = 17;
+static const long CLS_PTRACE_CONT = 7;
+static const long CLS_PTRACE_GETEVENTMSG = 0x4201;
+static const long CLS_PTRACE_SEIZE = 0x4206;
+static const long CLS_PTRACE_INTERRUPT = 0x4207;
+static const long CLS_PTRACE_LISTEN = 0x4208;
+static const long CLS_PTRACE_GET_SYSCALL_INFO = 0x420e;
+static const long CLS_PTRACE_O_TRACESYSGOOD = 1;
+static const long CLS_PTRACE_O_TRACEFORK = 2;
+static const long CLS_PTRACE_O_TRACEVFORK = 4;
+static const long CLS_PTRACE_O_TRACECLONE = 8;
+static const long CLS_PTRACE_O_TRACEEXEC = 0x10;
+static const long CLS_PTRACE_O_TRACEEXIT = 0x40;
+static const int CLS_PTRACE_EVENT_FORK = 1;
+static const int CLS_PTRACE_EVENT_VFORK = 2;
+static const int CLS_PTRACE_EVENT_CLONE = 3;
+static const int CLS_PTRACE_EVENT_EXEC = 4;
+static const int CLS_PTRACE_EVENT_EXIT = 6;
+static const int CLS_PTRACE_EVENT_STOP = 128;
+static const int CLS_WALL = 0x40000000;  // __WALL: wait for threads too
+
+#ifdef __cplusplus
+}
+#endif
+#endif
