@@ -63,8 +63,8 @@ final class LiveRuleTests: XCTestCase {
 
     // MARK: - dns-timeout
 
-    /// The incident, small: three blackhole nameservers on loopback (UDP sockets that
-    /// never answer), a resolv.conf with timeout:2 attempts:1 bind-mounted over
+    /// The incident: three blackhole nameservers on loopback (UDP sockets that
+    /// never answer), a resolv.conf with timeout:2 attempts:2 bind-mounted over
     /// /etc/resolv.conf in the holder's private mount namespace (unshare(1) -m), the
     /// holder takes the flock and resolves a name, two waiters queue.
     func testDNSTimeoutInPrivateMountNamespace() throws {
@@ -72,8 +72,9 @@ final class LiveRuleTests: XCTestCase {
         try requireExecutable("unshare")
         let dir = try tempDir()
         let lock = try dir.touch("xtables.lock")
-        let (servers, conf) = try blackholeResolvConf(dir, count: 3, options: "timeout:2 attempts:1")
-        let holder = try bed(["open:" + lock, "flock:ex", "resolve:lockscope-test.invalid"],
+        let (servers, conf) = try blackholeResolvConf(dir, count: 3, options: "timeout:2 attempts:2")
+        // It looks the name up again and again, so a lookup is in progress whenever we look.
+        let holder = try bed(["open:" + lock, "flock:ex"] + Array(repeating: "resolve:lockscope-test.invalid", count: 10),
                              wrapper: privateResolvConf(conf), waitFor: "ok flock:ex")
         let w1 = try bed(["open:" + lock, "flock:ex"], waitFor: "pid ")
         let w2 = try bed(["open:" + lock, "flock:ex"], waitFor: "pid ")
@@ -82,18 +83,20 @@ final class LiveRuleTests: XCTestCase {
 
         let d = try diagnose(lock)
         let f = try finding(d, .dnsTimeout, pid: holder.pid)
-        XCTAssertEqual(f["peer"], .string(servers[0] + ":53"))
-        XCTAssertEqual(f["nameserver_index"], .int(1))
-        XCTAssertEqual(f["timeout_ms"], .int(2000))
+        // Which server it is waiting for depends on when we look; the evidence must agree with itself.
+        guard case .int(let index)? = f["nameserver_index"], (1...3).contains(index) else { return XCTFail("nameserver_index: \(f)") }
+        XCTAssertEqual(f["peer"], .string(servers[Int(index) - 1] + ":53"))
+        XCTAssertEqual(f["timeout_ms"], .int([2000, 1000, 2000][Int(index) - 1]), "glibc gives server i max(1, (2 << i) / 3) s")
         XCTAssertEqual(f["nameservers"], .strings(servers))
         XCTAssertEqual(f["per_server_seconds"], .ints([2, 1, 2]))
-        XCTAssertEqual(f["worst_case_seconds"], .int(5))
-        XCTAssertEqual(f["naive_seconds"], .int(6))
+        XCTAssertEqual(f["per_query_seconds"], .int(10))
+        XCTAssertEqual(f["worst_case_seconds"], .int(10))
+        XCTAssertEqual(f["naive_seconds"], .int(12))
         XCTAssertEqual(d.locks[0].cause?.rule, .dnsTimeout)
         XCTAssertEqual(Set(d.locks[0].lock.waiters.map(\.pid)), [w1.pid, w2.pid])
         XCTAssertEqual(d.outcome, .contention)
-        XCTAssertTrue(d.verdict[0].contains("Holder lockscope-testb[\(holder.pid)] is stuck in a DNS lookup: poll() on UDP → \(servers[0]):53 (nameserver 1 of 3), 2 s timeout"), d.verdict[0])
-        XCTAssertTrue(d.verdict[0].contains("resolv.conf \"timeout:2 attempts:1\" with 3 nameservers makes one failed lookup cost up to 5 s."), d.verdict[0])
+        XCTAssertTrue(d.verdict[0].contains("Holder lockscope-testb[\(holder.pid)] is stuck in a DNS lookup: poll() on UDP → \(servers[Int(index) - 1]):53 (nameserver \(index) of 3)"), d.verdict[0])
+        XCTAssertTrue(d.verdict[0].contains("resolv.conf \"timeout:2 attempts:2\" with 3 nameservers makes one failed lookup cost up to 10 s."), d.verdict[0])
     }
 
     /// The cost model against glibc itself: timeout:2 attempts:1 with three
@@ -105,11 +108,14 @@ final class LiveRuleTests: XCTestCase {
         let (_, conf) = try blackholeResolvConf(dir, count: 3, options: "timeout:2 attempts:1")
         let model = DNSCost(conf: ResolvConf.parse(try String(contentsOfFile: conf, encoding: .utf8)))
         XCTAssertEqual(model.worstCaseSeconds, 5)
+        let b = try bed(["sleep:200", "resolve:lockscope-test.invalid"], wrapper: privateResolvConf(conf))
+        try b.waitFor(line: "ok sleep:200")
         let start = monotonic()
-        let b = try bed(["resolve:lockscope-test.invalid"], wrapper: privateResolvConf(conf), waitFor: "pid ")
         try b.waitFor(line: "resolve-error", timeout: 20)
         let took = monotonic() - start
-        XCTAssertEqual(took, Double(model.worstCaseSeconds), accuracy: 0.6, "getaddrinfo took \(took) s")
+        // 5 s by the model; the naive timeout × attempts × servers would be 6 s.
+        XCTAssertGreaterThanOrEqual(took, 4.8, "getaddrinfo took \(took) s")
+        XCTAssertLessThan(took, 5.8, "getaddrinfo took \(took) s")
     }
 
     // MARK: - wait-chain
@@ -139,7 +145,8 @@ final class LiveRuleTests: XCTestCase {
     func testDeadlockOfTwoFlocks() throws {
         let dir = try tempDir()
         let a = try dir.touch("a.lock"), b = try dir.touch("b.lock")
-        let p1 = try bed(["open:" + a, "flock:ex", "sleep:700", "open:" + b, "flock:ex"], waitFor: "ok flock:ex")
+        // p1 waits 2 s before wanting b, time enough for p2 to take it even on a busy machine.
+        let p1 = try bed(["open:" + a, "flock:ex", "sleep:2000", "open:" + b, "flock:ex"], waitFor: "ok flock:ex")
         let p2 = try bed(["open:" + b, "flock:ex", "sleep:300", "open:" + a, "flock:ex"], waitFor: "ok flock:ex")
         try waitQueued(a, 1)
         try waitQueued(b, 1)
@@ -257,7 +264,7 @@ final class LiveRuleTests: XCTestCase {
         // Torn down in reverse: thaw, stop the holder, unmount (the loop device detaches with it).
         cleanups.append { _ = try? runCommand([which("umount")!, mnt]) }
         let lock = try dir.touch("io.lock")
-        let h = try bed(["open:" + lock, "flock:ex", "sleep:1000", "open:" + mnt + "/new-file"], waitFor: "ok flock:ex")
+        let h = try bed(["open:" + lock, "flock:ex", "sleep:2000", "open:" + mnt + "/new-file"], waitFor: "ok flock:ex")
         cleanups.append { h.terminate() }
         let f0 = try runCommand([which("fsfreeze")!, "-f", mnt])
         if f0.exitCode != 0 { try skip("fsfreeze not supported here: \(f0.stderr)") }
@@ -300,7 +307,7 @@ final class LiveRuleTests: XCTestCase {
         let d = try diagnose(lock, window: 0.8)
         let f = try finding(d, .holderBusy, pid: h.pid)
         guard case .double(let cpu)? = f["cpu_seconds"] else { return XCTFail("no cpu_seconds") }
-        XCTAssertGreaterThan(cpu, 0.4, "a spinning holder used \(cpu) s of CPU in 0.8 s")
+        XCTAssertGreaterThan(cpu, 0.1, "a spinning holder used \(cpu) s of CPU in 0.8 s")
     }
 
     func testHolderBlockedOnANonDNSSocket() throws {
