@@ -1,4 +1,5 @@
 import LockscopeRender
+import LockscopeTrace
 
-/// Host syscall names for the renderers (replaced by the tracer's table when it lands).
-let hostSyscallName: SyscallNamer = { _ in nil }
+/// Host syscall names for the renderers, from the tracer's table.
+let hostSyscallName: SyscallNamer = { SyscallTable.host.name(of: $0) }
