@@ -45,8 +45,14 @@ public struct Diagnoser: Sendable {
         self.excludedPids = excludedPids
     }
 
-    /// The activity source `diagnose` and `demo` use on the live system.
-    public static func liveProvider(proc: ProcRoot = ProcRoot()) -> ActivityProvider { ProcActivity(proc: proc) }
+    /// The activity source `diagnose` and `demo` use: the tracer's sampler on the live
+    /// system, with the /proc sampler for anything it could not report; the /proc
+    /// sampler alone (one snapshot) on a fixture tree. `ptrace`: the tracer instead.
+    public static func liveProvider(proc: ProcRoot = ProcRoot(), ptrace: Bool = false) -> ActivityProvider {
+        guard proc.isLive else { return ProcActivity(proc: proc) }
+        if ptrace { return FallbackActivity(primary: PtraceActivity(proc: proc), fallback: ProcActivity(proc: proc)) }
+        return FallbackActivity(primary: SamplerActivity(proc: proc), fallback: ProcActivity(proc: proc))
+    }
 
     /// Diagnoses `targets`, or every contended lock on the system when nil.
     public func diagnose(targets: [Target]?, shouldStop: @escaping () -> Bool = { false }) throws(LockscopeError) -> Diagnosis {

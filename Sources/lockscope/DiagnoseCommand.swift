@@ -55,11 +55,11 @@ struct Diagnose: ParsableCommand {
     func run() throws {
         let targets: [Target]? = files.isEmpty ? nil : try resolveTargets(files)
         if ptrace {
-            writeError("lockscope: note: --ptrace is not available in diagnose yet; using the sampler (it stops nothing)")
+            writeError("lockscope: warning: --ptrace stops the holders at every system call for the window; the default sampler stops nothing")
         }
         // Ctrl-C ends the sampling window early; the report covers what was seen.
         DemoSignals.install()
-        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc))
+        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace))
         let diagnosis: Diagnosis
         do {
             diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { DemoSignals.requested != 0 })
