@@ -191,6 +191,14 @@ struct SamplingRun {
             t.exited = true
             t.closeAll()
         }
+        // A zombie keeps its /proc entries until reaped: every thread dead means the process has exited.
+        if p.threads.values.allSatisfy({ $0.exited || $0.state == "Z" || $0.state == "X" }) {
+            p.exited = true
+            for t in p.threads.values where !t.exited {
+                t.exited = true
+                t.closeAll()
+            }
+        }
     }
 
     private func readFile(_ fd: Int32, _ buffer: inout [UInt8]) -> Substring? {
