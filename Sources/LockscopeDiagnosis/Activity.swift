@@ -149,6 +149,8 @@ public struct HistogramBin: Sendable, Hashable {
 public enum ActivitySource: String, Sendable, Hashable {
     /// The tracer's sampler over a window (stops nothing).
     case sampler
+    /// Diagnosis's own /proc sampler over a window (the fallback; stops nothing).
+    case procSampler = "proc-sampler"
     /// The opt-in ptrace tracer.
     case ptrace
     /// One snapshot of /proc/PID/task/*/syscall from the scan (no window).

@@ -96,7 +96,7 @@ public struct ProcActivity: ActivityProvider {
             }
             acts.sort { ($0.tid == pid ? 0 : 1, $0.tid) < ($1.tid == pid ? 0 : 1, $1.tid) }
             out.activity[pid] = ProcessActivity(pid: pid, threads: acts, cpuSeconds: rounds > 1 ? cpu : nil,
-                                                windowSeconds: observed, source: live && rounds > 1 ? .sampler : .snapshot)
+                                                windowSeconds: observed, source: live && rounds > 1 ? .procSampler : .snapshot)
         }
         return out
     }

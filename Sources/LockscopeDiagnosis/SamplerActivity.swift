@@ -15,7 +15,17 @@ public struct SamplerActivity: ActivityProvider {
         let ms = Int64((max(0, window) * 1000).rounded())
         do {
             let report = try sampler.sample(pids: pids, duration: .milliseconds(ms), hz: max(1, hz), shouldStop: shouldStop)
-            return ActivityAdapter.result(report)
+            var result = ActivityAdapter.result(report)
+            // A thread in D state: its kernel stack says what it waits for (root only).
+            let stacks = ProcActivity(proc: proc)
+            for (pid, act) in result.activity {
+                var a = act
+                for i in a.threads.indices where a.threads[i].state == "D" {
+                    a.threads[i].kernelStack = stacks.kernelStack(pid: pid, tid: a.threads[i].tid)
+                }
+                result.activity[pid] = a
+            }
+            return result
         } catch {
             return ActivityResult(uninspectable: Set(pids))
         }
