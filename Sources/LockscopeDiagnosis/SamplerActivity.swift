@@ -104,8 +104,9 @@ public struct PtraceActivity: ActivityProvider {
     }
 }
 
-/// The sampler first; any process it could not report (and that is not simply
-/// off limits) is sampled again by the fallback.
+/// The sampler (or tracer) first; any process it could not report is sampled
+/// again by the fallback (a holder the tracer may not attach to can often still
+/// be read through /proc). Only what neither could read is uninspectable.
 public struct FallbackActivity: ActivityProvider {
     public var primary: ActivityProvider
     public var fallback: ActivityProvider
@@ -117,10 +118,13 @@ public struct FallbackActivity: ActivityProvider {
 
     public func activity(pids: [Int32], window: Double, hz: Int, shouldStop: @escaping () -> Bool) -> ActivityResult {
         var r = primary.activity(pids: pids, window: window, hz: hz, shouldStop: shouldStop)
-        let missing = pids.filter { r.activity[$0] == nil && !r.uninspectable.contains($0) }
+        let missing = pids.filter { r.activity[$0] == nil }
         guard !missing.isEmpty, !r.interrupted else { return r }
         let more = fallback.activity(pids: missing, window: window, hz: hz, shouldStop: shouldStop)
-        for (k, v) in more.activity { r.activity[k] = v }
+        for (k, v) in more.activity {
+            r.activity[k] = v
+            r.uninspectable.remove(k)
+        }
         r.uninspectable.formUnion(more.uninspectable)
         r.interrupted = r.interrupted || more.interrupted
         return r
