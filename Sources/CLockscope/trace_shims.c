@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_signal = 0;
-static volatile sig_atomic_t timer_fired = 0;
 static pthread_t wake_thread;
 static volatile sig_atomic_t wake_thread_set = 0;
-static timer_t duration_timer;
-static int duration_timer_set = 0;
+static timer_t ticker;
+static int ticker_set = 0;
+static struct sigaction saved_alrm;
 
 static void stop_handler(int sig) {
     int saved = errno;
@@ -26,10 +26,7 @@ static void stop_handler(int sig) {
     errno = saved;
 }
 
-static void timer_handler(int sig) {
-    (void)sig;
-    timer_fired = 1;
-}
+static void ticker_handler(int sig) { (void)sig; }
 
 void cls_trace_install_stop_handlers(void) {
     struct sigaction sa;
@@ -51,38 +48,36 @@ void cls_trace_set_wake_thread(void) {
     wake_thread_set = 1;
 }
 
-int cls_trace_arm_timer(int64_t nanoseconds) {
+int cls_trace_start_ticker(int64_t interval_ns) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = timer_handler;
+    sa.sa_handler = ticker_handler;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    if (sigaction(SIGALRM, &sa, NULL) != 0) return -1;
-    timer_fired = 0;
+    sa.sa_flags = 0;  // no SA_RESTART: the point is to interrupt waitpid()
+    if (sigaction(SIGALRM, &sa, &saved_alrm) != 0) return -1;
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = SIGALRM;
     sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-    if (duration_timer_set) { timer_delete(duration_timer); duration_timer_set = 0; }
-    if (timer_create(CLOCK_MONOTONIC, &sev, &duration_timer) != 0) return -1;
-    duration_timer_set = 1;
+    if (ticker_set) { timer_delete(ticker); ticker_set = 0; }
+    if (timer_create(CLOCK_MONOTONIC, &sev, &ticker) != 0) return -1;
+    ticker_set = 1;
+    if (interval_ns <= 0) interval_ns = 100000000;
     struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    if (nanoseconds <= 0) nanoseconds = 1;
-    its.it_value.tv_sec = nanoseconds / 1000000000LL;
-    its.it_value.tv_nsec = nanoseconds % 1000000000LL;
-    return timer_settime(duration_timer, 0, &its, NULL);
+    its.it_value.tv_sec = interval_ns / 1000000000LL;
+    its.it_value.tv_nsec = interval_ns % 1000000000LL;
+    its.it_interval = its.it_value;
+    return timer_settime(ticker, 0, &its, NULL);
 }
 
-void cls_trace_disarm_timer(void) {
-    if (duration_timer_set) {
-        timer_delete(duration_timer);
-        duration_timer_set = 0;
+void cls_trace_stop_ticker(void) {
+    if (ticker_set) {
+        timer_delete(ticker);
+        ticker_set = 0;
+        sigaction(SIGALRM, &saved_alrm, NULL);
     }
 }
-
-int cls_trace_timer_fired(void) { return timer_fired; }
 
 pid_t cls_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 

@@ -29,6 +29,23 @@ public final class FdResolver {
         return result
     }
 
+    /// Forgets what `fd` of `pid` was (it was closed, or reused by a new descriptor).
+    public func invalidate(pid: Int32, fd: Int32) {
+        cache[Int64(pid) << 32 | Int64(fd)] = nil
+    }
+
+    /// Forgets every descriptor of `pid` (exec, pipe, fork …).
+    public func invalidate(pid: Int32) {
+        cache = cache.filter { $0.key >> 32 != Int64(pid) }
+        netTables[pid] = nil
+        pipeIndex = nil
+    }
+
+    /// Re-reads the net tables of `pid` next time (a socket was connected or bound).
+    public func invalidateSockets(pid: Int32) {
+        netTables[pid] = nil
+    }
+
     public func resolved(pid: Int32, fd: Int32) -> ResolvedFd { ResolvedFd(fd: fd, what: resolve(pid: pid, fd: fd)) }
 
     private func lookUp(pid: Int32, fd: Int32) -> FdDescription? {

@@ -81,9 +81,20 @@ public struct PtraceTracer: Sendable {
     public init(proc: ProcRoot = ProcRoot()) { self.proc = proc }
 
     /// Checks that `pid` can be traced (exists, not lockscope, not a kernel thread,
-    /// not a zombie, not already traced, Yama allows it), without attaching.
+    /// not a zombie, not already traced), without attaching.
     public func check(pid: Int32) throws(TraceError) {
-        throw .noSuchProcess(pid)
+        guard proc.isLive else { throw .notLive(proc.path) }
+        try TargetCheck(proc: proc).checkReadable(pid: pid)
+        if let status = try? proc.readText("\(pid)/status") {
+            let tracer = StatusFields.parse(status).tracerPid
+            if tracer != 0 { throw .alreadyTraced(pid: pid, tracerPid: tracer) }
+        }
+        if let scope = Self.yamaScope(proc: proc), scope >= 3 { throw .ptraceRestricted(pid: pid, scope: scope) }
+    }
+
+    /// `kernel.yama.ptrace_scope`, or nil without Yama.
+    static func yamaScope(proc: ProcRoot) -> Int? {
+        (try? proc.readText("sys/kernel/yama/ptrace_scope")).flatMap { Int($0.trimmingCharacters()) }
     }
 
     /// Attaches to every thread of `pids`, traces until `options.duration`, a stop
@@ -95,6 +106,28 @@ public struct PtraceTracer: Sendable {
     public func trace(pids: [Int32], options: TraceOptions = TraceOptions(),
                       shouldStop: () -> Bool = { StopSignals.requested != 0 },
                       onEvent: (TraceEvent) -> Bool) throws(TraceError) -> TraceSummary {
-        throw .noSuchProcess(pids.first ?? 0)
+        guard proc.isLive else { throw .notLive(proc.path) }
+        let session = PtraceSession(proc: proc, options: options, table: .host)
+        cls_trace_set_wake_thread()
+        // Wakes waitpid() every 50 ms to look at the clock and the stop flag.
+        _ = cls_trace_start_ticker(50_000_000)
+        defer { cls_trace_stop_ticker() }
+        let attached = try session.attach(pids, check: { (pid: Int32) throws(TraceError) in try self.check(pid: pid) })
+        var outputOK = true
+        for e in attached where outputOK { outputOK = onEvent(e) }
+        var end = TraceEnd.outputFailed
+        if outputOK {
+            let deadline = options.duration.map { d -> Int64 in
+                let (s, a) = d.components
+                return session.startNs + s * 1_000_000_000 + a / 1_000_000_000
+            }
+            end = session.run(until: deadline, shouldStop: shouldStop, onEvent: onEvent)
+        }
+        var stillWriting = end != .outputFailed
+        session.detachAll(onEvent: { e in
+            if stillWriting { stillWriting = onEvent(e) }
+            return stillWriting
+        })
+        return session.summary(endedBy: end)
     }
 }

@@ -22,13 +22,13 @@ void cls_trace_reset_stop_signal(void);
 // Registers the calling thread as the one blocked in waitpid()/nanosleep().
 void cls_trace_set_wake_thread(void);
 
-// A one-shot CLOCK_MONOTONIC timer that sends SIGALRM to the calling thread
-// (SIGEV_THREAD_ID, which glibc exposes only as a macro on a union member) after
-// `nanoseconds`, to end the ptrace loop's waitpid() at --duration. The SIGALRM
-// handler only sets a flag (cls_trace_timer_fired). Returns 0 or -1 with errno.
-int cls_trace_arm_timer(int64_t nanoseconds);
-void cls_trace_disarm_timer(void);
-int cls_trace_timer_fired(void);
+// A periodic CLOCK_MONOTONIC timer that sends SIGALRM to the calling thread
+// only (SIGEV_THREAD_ID, which glibc exposes only as a macro on a union member),
+// so the ptrace loop's blocking waitpid() returns EINTR at least every
+// `interval_ns` to check --duration and the stop flag, even when every tracee
+// sleeps. The SIGALRM handler does nothing else. Returns 0 or -1 with errno.
+int cls_trace_start_ticker(int64_t interval_ns);
+void cls_trace_stop_ticker(void);
 
 // gettid(2): glibc's wrapper needs _GNU_SOURCE in the including file.
 pid_t cls_gettid(void);

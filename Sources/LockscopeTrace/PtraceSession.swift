@@ -1,0 +1,432 @@
+import CLockscope
+import LockscopeCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One traced thread.
+final class TracedThread {
+    let tid: Int32
+    var pid: Int32
+    var inSyscall = false
+    /// The call being executed (statistics key): the original call for one in progress at attach.
+    var number = -1
+    var args = [UInt64](repeating: 0, count: 6)
+    var entryNs: Int64 = 0
+    /// Decoded at entry when the call matches the filter.
+    var current: DecodedSyscall?
+    var currentAtAttach = false
+    /// The call the thread was blocked in when seized (read from /proc before attaching).
+    var pendingAttach: DecodedSyscall?
+    var groupStopped = false
+    var decoder: SyscallDecoder?
+
+    init(tid: Int32, pid: Int32) {
+        self.tid = tid
+        self.pid = pid
+    }
+}
+
+/// The ptrace event loop. Shaped like strace's `next_event()`/`dispatch_event()`:
+/// a wait status becomes a named stop, each case says how the tracee is restarted.
+final class PtraceSession {
+    let proc: ProcRoot
+    let options: TraceOptions
+    let table: SyscallTable
+    let resolver: FdResolver
+    var threads: [Int32: TracedThread] = [:]
+    var allTids: [Int32] = []
+    var allPids: [Int32] = []
+    let startNs: Int64
+    var stops = 0
+    /// Per syscall number: does it pass the filter?
+    let matches: [Bool]
+    var counts: [Int]
+    var errors: [Int]
+    var totalNs: [Int64]
+    var maxNs: [Int64]
+    let restartNumber: Int
+    let seizeOptions: UInt64
+
+    init(proc: ProcRoot, options: TraceOptions, table: SyscallTable) {
+        self.proc = proc
+        self.options = options
+        self.table = table
+        resolver = FdResolver(proc: proc)
+        startNs = cls_monotonic_ns()
+        let size = (table.all.last?.number ?? 0) + 1
+        matches = (0..<size).map { n in table[n].map { options.filter.matches(name: $0.name, classes: $0.classes) } ?? options.filter.matchesAll }
+        counts = [Int](repeating: 0, count: size)
+        errors = counts
+        totalNs = [Int64](repeating: 0, count: size)
+        maxNs = totalNs
+        restartNumber = table.number(of: "restart_syscall") ?? -1
+        var o = UInt64(CLS_PTRACE_O_TRACESYSGOOD | CLS_PTRACE_O_TRACEEXEC)
+        if options.followChildren {
+            o |= UInt64(CLS_PTRACE_O_TRACECLONE | CLS_PTRACE_O_TRACEFORK | CLS_PTRACE_O_TRACEVFORK)
+        }
+        // Never PTRACE_O_EXITKILL: if lockscope dies, the kernel detaches and the tracee runs on.
+        seizeOptions = o
+    }
+
+    func seconds(_ ns: Int64) -> Double { Double(ns - startNs) / 1e9 }
+
+    // MARK: - Attach
+
+    /// Seizes every thread of every pid (re-listing until no new thread appears),
+    /// then interrupts them all. On failure, lets go of what was seized and throws.
+    func attach(_ pids: [Int32], check: (Int32) throws(TraceError) -> Void) throws(TraceError) -> [TraceEvent] {
+        for pid in pids { try check(pid) }
+        var events: [TraceEvent] = []
+        for pid in pids {
+            var seen = Set<Int32>()
+            while true {
+                let tids = ((try? proc.listDirectory("\(pid)/task")) ?? []).compactMap { Int32($0) }.filter { !seen.contains($0) }
+                if tids.isEmpty { break }
+                for tid in tids {
+                    seen.insert(tid)
+                    if threads[tid] != nil { continue }
+                    // What it is blocked in, read before anything touches it.
+                    var pending: DecodedSyscall?
+                    if case .inSyscall(let nr, let args, _, _)? = (try? proc.readText("\(pid)/task/\(tid)/syscall")).map(SyscallFileParser.parse) {
+                        pending = decoder(pid: pid, tid: tid).decode(number: nr, args: args)
+                    }
+                    if cls_ptrace(CLS_PTRACE_SEIZE, tid, 0, seizeOptions) < 0 {
+                        let e = errno
+                        if e == ESRCH { continue }  // the thread exited meanwhile
+                        abandon()
+                        throw attachError(pid: pid, tid: tid, errno: e)
+                    }
+                    let t = TracedThread(tid: tid, pid: pid)
+                    t.pendingAttach = pending
+                    threads[tid] = t
+                    allTids.append(tid)
+                    events.append(.attached(time: seconds(cls_monotonic_ns()), pid: pid, tid: tid, inSyscall: pending))
+                }
+            }
+            if seen.isEmpty {
+                abandon()
+                throw .noSuchProcess(pid)
+            }
+            allPids.append(pid)
+        }
+        for t in threads.values { _ = cls_ptrace(CLS_PTRACE_INTERRUPT, t.tid, 0, 0) }
+        return events
+    }
+
+    /// Maps a failed PTRACE_SEIZE to the reason a person can act on.
+    func attachError(pid: Int32, tid: Int32, errno e: Int32) -> TraceError {
+        if e == ESRCH { return .noSuchProcess(pid) }
+        let status = (try? proc.readText("\(pid)/task/\(tid)/status")).map(StatusFields.parse)
+        if let tracer = status?.tracerPid, tracer != 0 { return .alreadyTraced(pid: pid, tracerPid: tracer) }
+        if e == EPERM, let scope = PtraceTracer.yamaScope(proc: proc), scope >= 3 || (scope >= 1 && geteuid() != 0) {
+            return .ptraceRestricted(pid: pid, scope: scope)
+        }
+        if e == EPERM || e == EACCES { return .permissionDenied(pid: pid, errno: e) }
+        return .system(call: "PTRACE_SEIZE", pid: tid, errno: e)
+    }
+
+    func decoder(pid: Int32, tid: Int32) -> SyscallDecoder {
+        SyscallDecoder.live(pid: pid, tid: tid, resolver: resolver, table: table)
+    }
+
+    // MARK: - Loop
+
+    enum Outcome { case end(TraceEnd) }
+
+    /// Runs until `until` says stop or every tracee is gone. Returns why it ended.
+    func run(until deadlineNs: Int64?, shouldStop: () -> Bool, onEvent: (TraceEvent) -> Bool) -> TraceEnd {
+        var status: Int32 = 0
+        while true {
+            if threads.isEmpty { return .allExited }
+            let sig = StopSignals.requested
+            if sig != 0 { return .interrupted(signal: sig) }
+            if shouldStop() { return .interrupted(signal: 0) }
+            if let d = deadlineNs, cls_monotonic_ns() >= d { return .duration }
+
+            let tid = waitpid(-1, &status, CLS_WALL)
+            if tid < 0 {
+                if errno == EINTR { continue }  // the ticker or a stop signal: re-check above
+                return .allExited               // ECHILD: nothing left to wait for
+            }
+            stops += 1
+            let now = cls_monotonic_ns()
+            guard let t = threads[tid] else {
+                // A task we did not know: a new thread/child reporting before its parent's
+                // event, or an unrelated child of ours (not ptrace-stopped: ignore it).
+                if cls_wifstopped(status) != 0, let t = adopt(tid) {
+                    if !dispatch(t, status: status, now: now, onEvent: onEvent) { return .outputFailed }
+                }
+                continue
+            }
+            if !dispatch(t, status: status, now: now, onEvent: onEvent) { return .outputFailed }
+        }
+    }
+
+    /// Registers an auto-attached task (new thread or child).
+    func adopt(_ tid: Int32) -> TracedThread? {
+        if let t = threads[tid] { return t }
+        let tgid = (try? proc.readText("\(tid)/status")).flatMap { text -> Int32? in
+            text.split(separator: "\n").first { $0.hasPrefix("Tgid:") }.flatMap { Int32($0.dropFirst(5).trimmingCharacters(in: "\t")) }
+        } ?? tid
+        let t = TracedThread(tid: tid, pid: tgid)
+        threads[tid] = t
+        allTids.append(tid)
+        if !allPids.contains(tgid) { allPids.append(tgid) }
+        return t
+    }
+
+    /// Acts on one wait status; returns false when the output failed.
+    func dispatch(_ t: TracedThread, status: Int32, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        let tid = t.tid
+        if cls_wifexited(status) != 0 || cls_wifsignaled(status) != 0 {
+            // Gone: nothing to restart.
+            threads[tid] = nil
+            let ok = flushUnfinished(t, now: now, onEvent: onEvent)
+            let exited = cls_wifexited(status) != 0
+            return onEvent(.exited(time: seconds(now), tid: tid, status: exited ? cls_wexitstatus(status) : nil,
+                                   signal: exited ? nil : cls_wtermsig(status))) && ok
+        }
+        guard cls_wifstopped(status) != 0 else { return true }
+        let sig = cls_wstopsig(status)
+        let event = cls_wptrace_event(status)
+        var ok = true
+        switch event {
+        case 0 where sig == (SIGTRAP | 0x80):
+            // Syscall-enter or -exit stop: restart with PTRACE_SYSCALL, no signal.
+            ok = syscallStop(t, now: now, onEvent: onEvent)
+            _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, 0)
+        case 0:
+            // Signal-delivery-stop: pass the signal through unchanged.
+            ok = onEvent(.signal(time: seconds(now), tid: tid, signal: sig))
+            _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, UInt64(sig))
+        case CLS_PTRACE_EVENT_CLONE, CLS_PTRACE_EVENT_FORK, CLS_PTRACE_EVENT_VFORK:
+            // The new task is attached already; it reports its own first stop.
+            var msg: UInt = 0
+            _ = withUnsafeMutablePointer(to: &msg) { cls_ptrace(CLS_PTRACE_GETEVENTMSG, tid, 0, UInt64(UInt(bitPattern: $0))) }
+            let child = Int32(truncatingIfNeeded: msg)
+            if let c = adopt(child) {
+                ok = onEvent(.newTask(time: seconds(now), parent: tid, tid: child, isThread: c.pid == t.pid))
+            }
+            _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, 0)
+        case CLS_PTRACE_EVENT_EXEC:
+            // execve succeeded; a non-leader thread takes over the leader's tid.
+            var msg: UInt = 0
+            _ = withUnsafeMutablePointer(to: &msg) { cls_ptrace(CLS_PTRACE_GETEVENTMSG, tid, 0, UInt64(UInt(bitPattern: $0))) }
+            let former = Int32(truncatingIfNeeded: msg)
+            if former != tid, let old = threads[former] {
+                threads[former] = nil
+                t.inSyscall = old.inSyscall
+                t.number = old.number
+                t.entryNs = old.entryNs
+                t.current = old.current
+            }
+            resolver.invalidate(pid: t.pid)
+            t.decoder = nil
+            ok = onEvent(.exec(time: seconds(now), tid: tid, formerTid: former))
+            _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, 0)
+        case CLS_PTRACE_EVENT_STOP:
+            if sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU {
+                // Group-stop: keep it stopped as it would be untraced, but keep listening
+                // (PTRACE_LISTEN) so SIGCONT and new events still reach us.
+                if !t.groupStopped { ok = onEvent(.groupStop(time: seconds(now), tid: tid, signal: sig)) }
+                t.groupStopped = true
+                _ = cls_ptrace(CLS_PTRACE_LISTEN, tid, 0, 0)
+            } else {
+                // PTRACE_INTERRUPT stop (our attach) or a new task's first stop, or the
+                // notification that a group-stop ended: start (or resume) syscall tracing.
+                t.groupStopped = false
+                _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, 0)
+            }
+        default:
+            _ = cls_ptrace(CLS_PTRACE_SYSCALL, tid, 0, 0)
+        }
+        return ok
+    }
+
+    /// Entry: remember the call (decode it when it passes the filter). Exit: account
+    /// for it and report it.
+    func syscallStop(_ t: TracedThread, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        var info = cls_syscall_info()
+        guard cls_ptrace_get_syscall_info(t.tid, &info) > 0 else { return true }
+        switch info.op {
+        case 1:  // entry
+            t.inSyscall = true
+            t.entryNs = now
+            let nr = Int(truncatingIfNeeded: info.u.entry.nr)
+            let a = info.u.entry.args
+            t.args[0] = a.0; t.args[1] = a.1; t.args[2] = a.2; t.args[3] = a.3; t.args[4] = a.4; t.args[5] = a.5
+            t.number = nr
+            t.current = nil
+            t.currentAtAttach = false
+            if let pending = t.pendingAttach {
+                t.pendingAttach = nil
+                if nr == restartNumber || nr == pending.number {
+                    // The call it was blocked in when we attached, resumed.
+                    t.current = pending
+                    t.currentAtAttach = true
+                    t.number = pending.number
+                    t.entryNs = startNs
+                    return true
+                }
+            }
+            guard nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll else { return true }
+            guard info.arch == table.arch.auditArch else {
+                t.current = DecodedSyscall(arch: table.arch, number: nr, name: "syscall_\(nr)(arch 0x\(String(info.arch, radix: 16)))",
+                                           classes: [], args: [], raw: t.args)
+                return true
+            }
+            if options.decode {
+                if t.decoder == nil { t.decoder = decoder(pid: t.pid, tid: t.tid) }
+                t.current = t.decoder!.decode(number: nr, args: t.args)
+            } else {
+                t.current = DecodedSyscall(arch: table.arch, number: nr, name: table.name(of: nr) ?? "syscall_\(nr)",
+                                           classes: table[nr]?.classes ?? [], args: [], raw: t.args)
+            }
+        case 2:  // exit
+            guard t.inSyscall else { return true }
+            t.inSyscall = false
+            let rval = info.u.exit.rval
+            let nr = t.number
+            let elapsed = now - t.entryNs
+            let failed = info.u.exit.is_error != 0
+            if nr >= 0 && nr < counts.count && (t.current != nil || matches[nr]) {
+                counts[nr] += 1
+                if failed { errors[nr] += 1 }
+                totalNs[nr] += elapsed
+                if elapsed > maxNs[nr] { maxNs[nr] = elapsed }
+            }
+            if options.decode { invalidateAfter(t, number: nr, result: rval) }
+            guard var call = t.current else { return true }
+            t.current = nil
+            if options.decode { t.decoder?.updateAtExit(&call, result: rval) }
+            return onEvent(.syscall(TracedSyscall(time: seconds(t.entryNs), pid: t.pid, tid: t.tid, call: call,
+                                                  result: SyscallResult(raw: rval), durationSeconds: Double(elapsed) / 1e9,
+                                                  inProgressAtAttach: t.currentAtAttach)))
+        default:
+            break
+        }
+        return true
+    }
+
+    /// Keeps the fd cache true after calls that change the descriptor table or a socket.
+    func invalidateAfter(_ t: TracedThread, number: Int, result: Int64) {
+        guard let info = table[number] else { return }
+        switch info.name {
+        case "close":
+            resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
+        case "dup2", "dup3":
+            resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[1]))
+        case "pipe", "pipe2", "socketpair", "close_range", "execve", "execveat", "unshare", "clone", "clone3", "fork", "vfork":
+            resolver.invalidate(pid: t.pid)
+        default:
+            if info.classes.contains(.net) {
+                resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
+                resolver.invalidateSockets(pid: t.pid)
+            }
+            if result >= 0 && result < 1 << 20 && info.classes.contains(.desc) {
+                resolver.invalidate(pid: t.pid, fd: Int32(result))
+            }
+        }
+    }
+
+    /// Reports a call still in progress (or the one found at attach) as unfinished.
+    func flushUnfinished(_ t: TracedThread, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        var call: DecodedSyscall?
+        var atAttach = false
+        var entry = t.entryNs
+        if t.inSyscall, let c = t.current {
+            call = c
+            atAttach = t.currentAtAttach
+        } else if let p = t.pendingAttach {
+            call = p
+            atAttach = true
+            entry = startNs
+        }
+        t.current = nil
+        t.pendingAttach = nil
+        t.inSyscall = false
+        guard let c = call else { return true }
+        return onEvent(.syscall(TracedSyscall(time: seconds(entry), pid: t.pid, tid: t.tid, call: c, result: nil,
+                                              durationSeconds: Double(now - entry) / 1e9, inProgressAtAttach: atAttach)))
+    }
+
+    // MARK: - Detach
+
+    /// Stops every tracee (PTRACE_INTERRUPT) and detaches it at its next stop,
+    /// passing a pending signal on. Gives up after `timeoutNs` (a thread in
+    /// uninterruptible sleep cannot stop); the kernel detaches those when lockscope exits.
+    func detachAll(timeoutNs: Int64 = 3_000_000_000, onEvent: (TraceEvent) -> Bool) {
+        for t in threads.values { _ = cls_ptrace(CLS_PTRACE_INTERRUPT, t.tid, 0, 0) }
+        let deadline = cls_monotonic_ns() + timeoutNs
+        var status: Int32 = 0
+        var outputOK = true
+        while !threads.isEmpty && cls_monotonic_ns() < deadline {
+            let tid = waitpid(-1, &status, CLS_WALL)
+            if tid < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            let now = cls_monotonic_ns()
+            guard let t = threads[tid] else {
+                // A task born during the drain: it is attached and stopped; let it go.
+                if cls_wifstopped(status) != 0 { _ = cls_ptrace(CLS_PTRACE_DETACH, tid, 0, 0) }
+                continue
+            }
+            if cls_wifexited(status) != 0 || cls_wifsignaled(status) != 0 {
+                threads[tid] = nil
+                if outputOK { outputOK = flushUnfinished(t, now: now, onEvent: onEvent) }
+                let exited = cls_wifexited(status) != 0
+                if outputOK {
+                    outputOK = onEvent(.exited(time: seconds(now), tid: tid, status: exited ? cls_wexitstatus(status) : nil,
+                                               signal: exited ? nil : cls_wtermsig(status)))
+                }
+                continue
+            }
+            guard cls_wifstopped(status) != 0 else { continue }
+            let sig = cls_wstopsig(status)
+            let event = cls_wptrace_event(status)
+            if event == CLS_PTRACE_EVENT_CLONE || event == CLS_PTRACE_EVENT_FORK || event == CLS_PTRACE_EVENT_VFORK {
+                // The new task is attached too and will stop: track it so it is detached.
+                var msg: UInt = 0
+                _ = withUnsafeMutablePointer(to: &msg) { cls_ptrace(CLS_PTRACE_GETEVENTMSG, tid, 0, UInt64(UInt(bitPattern: $0))) }
+                _ = adopt(Int32(truncatingIfNeeded: msg))
+            }
+            // A signal-delivery-stop carries a signal the tracee must still get.
+            let pass: Int32 = (event == 0 && sig != (SIGTRAP | 0x80)) ? sig : 0
+            if pass != 0, outputOK { outputOK = onEvent(.signal(time: seconds(now), tid: tid, signal: pass)) }
+            // At a syscall-entry stop the call still runs after detach; report it unfinished.
+            if outputOK { outputOK = flushUnfinished(t, now: now, onEvent: onEvent) }
+            _ = cls_ptrace(CLS_PTRACE_DETACH, tid, 0, UInt64(pass))
+            threads[tid] = nil
+            if outputOK { outputOK = onEvent(.detached(time: seconds(now), tid: tid)) }
+        }
+    }
+
+    /// Lets go of tasks seized during a failed attach (none has been restarted yet).
+    func abandon() {
+        detachAll(timeoutNs: 2_000_000_000, onEvent: { _ in true })
+        threads = [:]
+    }
+
+    // MARK: - Summary
+
+    func summary(endedBy: TraceEnd) -> TraceSummary {
+        var stats: [SyscallStats] = []
+        for nr in counts.indices where counts[nr] > 0 {
+            let info = table[nr]
+            stats.append(SyscallStats(name: info?.name ?? "syscall_\(nr)", classes: info?.classes ?? [], count: counts[nr],
+                                      errors: errors[nr], totalSeconds: Double(totalNs[nr]) / 1e9,
+                                      maxSeconds: Double(maxNs[nr]) / 1e9))
+        }
+        stats.sort { a, b in
+            let ab = a.classes.contains(.blocking) || a.classes.contains(.lock)
+            let bb = b.classes.contains(.blocking) || b.classes.contains(.lock)
+            if ab != bb { return ab }
+            if a.totalSeconds != b.totalSeconds { return a.totalSeconds > b.totalSeconds }
+            return a.name < b.name
+        }
+        return TraceSummary(endedBy: endedBy, wallSeconds: Double(cls_monotonic_ns() - startNs) / 1e9,
+                            pids: allPids, tids: allTids, stats: stats, stops: stops)
+    }
+}
