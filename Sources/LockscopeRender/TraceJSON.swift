@@ -166,6 +166,8 @@ public enum TraceJSON {
     static func uint(_ v: UInt64) -> JSONValue { v <= UInt64(Int64.max) ? .int(Int64(v)) : hex(v) }
 
     /// The fields of one argument value: `type` and its data.
+    public static func valueFields(_ v: ArgumentValue) -> [(String, JSONValue)] { value(v) }
+
     static func value(_ v: ArgumentValue) -> [(String, JSONValue)] {
         switch v {
         case .int(let i): return [("type", .string("int")), ("value", .int(i))]

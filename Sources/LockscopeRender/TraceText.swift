@@ -19,6 +19,10 @@ public struct TraceText {
 
     static func argument(_ a: DecodedArgument) -> String {
         if (a.name == "mode" || a.name == "mask"), case .uint(let m) = a.value { return "0" + String(m, radix: 8) }
+        // Timeouts of waits read best in milliseconds (poll's unit); sleeps in seconds.
+        if a.name == "timeout" || a.name == "tmo_p", case .timeout(.relative(let ns)) = a.value, ns < 100_000_000_000 {
+            return ns % 1_000_000 == 0 ? String(ns / 1_000_000) + " ms" : formatDecimal(Double(ns) / 1e6, places: 3) + " ms"
+        }
         return value(a.value)
     }
 

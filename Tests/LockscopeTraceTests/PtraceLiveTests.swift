@@ -56,3 +56,41 @@ final class PtraceLiveTests: XCTestCase {
         XCTAssertFalse(status(bed.pid).state.hasPrefix("T"), status(bed.pid).state)
     }
 }
+
+extension PtraceLiveTests {
+    /// A thread born during the trace is followed; a filter limits events and the summary.
+    func testNewThreadFollowedAndFilter() throws {
+        let bed = try Testbed.spawn(["sleep:300", "thread:sleep:200", "sleep:600"])
+        defer { bed.terminate() }
+        try waitUntilBlocked(bed.pid, inSyscall: 230)
+        var events: [TraceEvent] = []
+        let filter = try SyscallFilter(parsing: "sleep", table: .host)
+        let summary = try PtraceTracer().trace(pids: [bed.pid], options: TraceOptions(duration: .seconds(1.2), filter: filter)) { e in
+            events.append(e)
+            return true
+        }
+        let newThreads = events.compactMap { e -> Int32? in
+            if case .newTask(_, _, let tid, true) = e { return tid } else { return nil }
+        }
+        XCTAssertEqual(newThreads.count, 1, "\(events)")
+        let sleeps = events.compactMap { e -> TracedSyscall? in if case .syscall(let s) = e { return s } else { return nil } }
+        XCTAssertTrue(sleeps.allSatisfy { $0.call.classes.contains(.sleep) }, "\(sleeps.map(\.call.name))")
+        XCTAssertTrue(sleeps.contains { $0.tid == newThreads.first && $0.call.timeout?.milliseconds == 200 && $0.result == .value(0) })
+        XCTAssertEqual(summary.stats.map(\.name), ["clock_nanosleep"])
+        XCTAssertEqual(Set(summary.tids).count, 2)
+        XCTAssertEqual(status(bed.pid).tracer, "0")
+    }
+
+    /// Attach refusals as values.
+    func testRefusalValues() throws {
+        XCTAssertThrowsError(try PtraceTracer().trace(pids: [getpid()], onEvent: { _ in true })) {
+            XCTAssertEqual($0 as? TraceError, .ownProcess(getpid()))
+        }
+        XCTAssertThrowsError(try PtraceTracer().trace(pids: [999_999_999], onEvent: { _ in true })) {
+            XCTAssertEqual($0 as? TraceError, .noSuchProcess(999_999_999))
+        }
+        XCTAssertThrowsError(try PtraceTracer(proc: ProcRoot("/tmp")).trace(pids: [1], onEvent: { _ in true })) {
+            XCTAssertEqual($0 as? TraceError, .notLive("/tmp"))
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import XCTest
+import LockscopeCore
+import LockscopeRender
+@testable import LockscopeTrace
+
+/// Text and JSON for decoded calls: the lines people and programs read.
+final class TraceRenderTests: XCTestCase {
+    let udp = NetSocket(proto: .udp, inode: 77, local: NetEndpoint(address: "127.0.0.1", port: 56750),
+                        remote: NetEndpoint(address: "127.0.0.53", port: 53), state: "ESTABLISHED")
+
+    func poll() -> DecodedSyscall {
+        DecodedSyscall(arch: .x86_64, number: 7, name: "poll", classes: [.poll, .desc, .blocking], args: [
+            DecodedArgument(name: "fds", value: .pollFds([PollFd(fd: ResolvedFd(fd: 4, what: .socket(udp)), events: 1)])),
+            DecodedArgument(name: "nfds", value: .uint(1)),
+            DecodedArgument(name: "timeout", value: .timeout(.relative(nanoseconds: 3_000_000_000))),
+        ], raw: [0x7fff0000, 1, 0xbb8, 0, 0, 0])
+    }
+
+    func testIncidentCallText() {
+        XCTAssertEqual(TraceText.call(poll()), "poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms)")
+        let flock = DecodedSyscall(arch: .x86_64, number: 73, name: "flock", classes: [.lock], args: [
+            DecodedArgument(name: "fd", value: .fd(ResolvedFd(fd: 3, what: .path("/run/xtables.lock")))),
+            DecodedArgument(name: "operation", value: .flockOperation(FlockOperation(raw: 2))),
+        ], raw: [3, 2, 0, 0, 0, 0])
+        XCTAssertEqual(TraceText.call(flock), "flock(3 /run/xtables.lock, LOCK_EX)")
+        XCTAssertEqual(TraceText.value(.timeout(.relative(nanoseconds: 5_000_000_000))), "5 s")
+        XCTAssertEqual(TraceText.value(.timeout(.infinite)), "∞")
+        XCTAssertEqual(TraceText.result(.error(errno: 4, name: "EINTR")), "-1 EINTR (errno 4)")
+    }
+
+    /// A hostile file name never reaches the terminal raw, but JSON keeps it exact.
+    func testHostileNamesEscapedInTextExactInJSON() {
+        let name = "/tmp/evil\n\u{1b}[31mred"
+        let v = ArgumentValue.fd(ResolvedFd(fd: 5, what: .path(name)))
+        XCTAssertEqual(TraceText.value(v), "5 /tmp/evil\\n\\e[31mred")
+        let json = JSONValue.object([("a", .object([("name", .string("fd"))] + TraceJSON.valueFields(v)))]).serialized(pretty: false)
+        XCTAssertTrue(json.contains("\"path\":\"/tmp/evil\\n\\u001b[31mred\""), json)
+    }
+
+    func testCallJSON() {
+        let j = TraceJSON.call(poll()).serialized(pretty: false)
+        XCTAssertTrue(j.hasPrefix("{\"name\":\"poll\",\"number\":7,\"arch\":\"x86_64\",\"classes\":[\"poll\",\"desc\",\"blocking\"]"), j)
+        XCTAssertTrue(j.contains("{\"name\":\"fds\",\"type\":\"pollfds\",\"value\":[{\"fd\":4,\"target\":{\"kind\":\"socket\",\"proto\":\"UDP\",\"inode\":77,\"local\":\"127.0.0.1:56750\",\"remote\":\"127.0.0.53:53\""), j)
+        XCTAssertTrue(j.contains("{\"name\":\"timeout\",\"type\":\"timeout\",\"kind\":\"relative\",\"ms\":3000.000}"), j)
+    }
+}
