@@ -24,15 +24,18 @@ struct SamplingRun {
         var name = ""
         var state: Character = "?"
         var samples = 0
-        var counts: [SampleBucket: Int] = [:]
+        var counts: [Int: Int] = [:]
+        var threadCount = 1
+        /// Number, six args, sp, pc of the current call, and the buffer the next read parses into.
+        var key = [UInt64](repeating: 0, count: 9)
+        var scratch = [UInt64](repeating: 0, count: 9)
         var firstCPU: UInt64?
         var lastCPU: UInt64 = 0
-        var key: [UInt64] = []       // number, six args, sp, pc of the current call
         var streakStart: Int64 = 0
         var lastSeen: Int64 = 0
         var inSyscall = false
         var rawNumber = -1
-        var rawArgs: [UInt64] = []
+        var rawArgs = [UInt64](repeating: 0, count: 6)
         var wchan: String?
         var exited = false
         var decoded: DecodedSyscall?
@@ -59,6 +62,7 @@ struct SamplingRun {
         var threads: [Int32: ThreadState] = [:]
         var order: [Int32] = []
         var exited = false
+        var needsRelist = false
         init(pid: Int32) { self.pid = pid }
     }
 
@@ -99,18 +103,22 @@ struct SamplingRun {
         var interrupted = false
         var next = start
 
+        var last = totalNs == 0
         while true {
             let now = cls_monotonic_ns()
-            let last = now + period > deadline || shouldStop()
-            if shouldStop() { interrupted = true }
+            if shouldStop() {
+                interrupted = true
+                last = true
+            }
             rounds += 1
             var anyAlive = false
             for p in processes where !p.exited {
-                sampleRound(p, now: now, buffer: &buffer, decode: last)
+                sampleRound(p, now: now, round: rounds, buffer: &buffer, decode: last)
                 if !p.exited { anyAlive = true }
             }
             if last || !anyAlive { break }
-            next += period
+            next = min(next + period, deadline)
+            if next == deadline { last = true }
             // Sleep to the next tick; a stop signal interrupts the sleep (EINTR).
             var remaining = next - cls_monotonic_ns()
             while remaining > 0 && !shouldStop() {
@@ -118,7 +126,6 @@ struct SamplingRun {
                 _ = nanosleep(&ts, nil)
                 remaining = next - cls_monotonic_ns()
             }
-            if next > deadline { next = deadline }
         }
         let end = cls_monotonic_ns()
 
@@ -139,7 +146,7 @@ struct SamplingRun {
                     t.sinceLastRan = max(0, (selfExec - theirs) / 1000)
                 }
                 t.closeAll()
-                let histogram = t.counts.map { SampleCount(bucket: $0.key, count: $0.value, fraction: t.samples > 0 ? Double($0.value) / Double(t.samples) : 0) }
+                let histogram = t.counts.map { SampleCount(bucket: bucket($0.key), count: $0.value, fraction: t.samples > 0 ? Double($0.value) / Double(t.samples) : 0) }
                     .sorted { $0.count != $1.count ? $0.count > $1.count : $0.bucket.label < $1.bucket.label }
                 threads.append(SampledThread(
                     tid: tid, name: t.name, state: t.state, samples: t.samples, histogram: histogram,
@@ -155,41 +162,55 @@ struct SamplingRun {
                              rounds: rounds, interrupted: interrupted, processes: out, skipped: skipped)
     }
 
-    /// One round over every thread of `p`.
-    private func sampleRound(_ p: ProcessState, now: Int64, buffer: inout [UInt8], decode: Bool) {
+    /// One round over every thread of `p`. The task directory is listed on the
+    /// first round, when the thread count changes, when a thread vanished, and at
+    /// the last round; otherwise a round is two preads per thread.
+    private func sampleRound(_ p: ProcessState, now: Int64, round: Int, buffer: inout [UInt8], decode: Bool) {
         let proc = sampler.proc
-        guard let tids = try? proc.listDirectory("\(p.pid)/task") else {
-            p.exited = true
-            for t in p.threads.values { t.exited = true; t.closeAll() }
-            return
+        var relist = round == 1 || decode || p.needsRelist
+        if !relist, let main = p.threads[p.pid], !main.exited {
+            relist = main.threadCount != p.threads.values.lazy.filter({ !$0.exited }).count
         }
-        var seen = Set<Int32>()
-        for name in tids {
-            guard let tid = Int32(name) else { continue }
-            seen.insert(tid)
-            let t: ThreadState
-            if let existing = p.threads[tid] { t = existing } else {
-                t = ThreadState(tid: tid)
-                let base = proc.absolute("\(p.pid)/task/\(tid)/")
-                t.statFd = open(base + "stat", O_RDONLY | O_CLOEXEC)
-                t.syscallFd = open(base + "syscall", O_RDONLY | O_CLOEXEC)
-                t.wchanFd = open(base + "wchan", O_RDONLY | O_CLOEXEC)
-                p.threads[tid] = t
-                p.order.append(tid)
+        if relist {
+            p.needsRelist = false
+            guard let tids = try? proc.listDirectory("\(p.pid)/task") else {
+                p.exited = true
+                for t in p.threads.values { t.exited = true; t.closeAll() }
+                return
             }
-            if t.exited { continue }
+            var seen = Set<Int32>()
+            for name in tids {
+                guard let tid = Int32(name) else { continue }
+                seen.insert(tid)
+                if p.threads[tid] == nil {
+                    let t = ThreadState(tid: tid)
+                    let base = proc.absolute("\(p.pid)/task/\(tid)/")
+                    t.statFd = open(base + "stat", O_RDONLY | O_CLOEXEC)
+                    t.syscallFd = open(base + "syscall", O_RDONLY | O_CLOEXEC)
+                    t.wchanFd = open(base + "wchan", O_RDONLY | O_CLOEXEC)
+                    p.threads[tid] = t
+                    p.order.append(tid)
+                }
+            }
+            for (tid, t) in p.threads where !seen.contains(tid) && !t.exited {
+                t.exited = true
+                t.closeAll()
+            }
+        }
+        for tid in p.order {
+            guard let t = p.threads[tid], !t.exited else { continue }
             sampleThread(t, now: now, buffer: &buffer)
-            if decode && t.inSyscall && !t.exited {
-                let resolver = FdResolver(proc: proc, peerPids: pids)
-                var call = SyscallDecoder.live(pid: p.pid, tid: tid, resolver: resolver,
-                                               table: .forArch(sampler.arch)).decode(number: t.rawNumber, args: t.rawArgs)
-                if call.name == "restart_syscall", let resumed = Self.resumedCall(wchan: t.wchan) { call.name = resumed }
-                t.decoded = call
+            if t.exited { p.needsRelist = true; continue }
+            if decode {
+                t.wchan = t.state == "R" ? nil : readWchan(t.wchanFd, &buffer)
+                if t.inSyscall {
+                    let resolver = FdResolver(proc: proc, peerPids: pids)
+                    var call = SyscallDecoder.live(pid: p.pid, tid: tid, resolver: resolver,
+                                                   table: .forArch(sampler.arch)).decode(number: t.rawNumber, args: t.rawArgs)
+                    if call.name == "restart_syscall", let resumed = Self.resumedCall(wchan: t.wchan) { call.name = resumed }
+                    t.decoded = call
+                }
             }
-        }
-        for (tid, t) in p.threads where !seen.contains(tid) && !t.exited {
-            t.exited = true
-            t.closeAll()
         }
         // A zombie keeps its /proc entries until reaped: every thread dead means the process has exited.
         if p.threads.values.allSatisfy({ $0.exited || $0.state == "Z" || $0.state == "X" }) {
@@ -201,55 +222,75 @@ struct SamplingRun {
         }
     }
 
-    private func readFile(_ fd: Int32, _ buffer: inout [UInt8]) -> Substring? {
+    private func readWchan(_ fd: Int32, _ buffer: inout [UInt8]) -> String? {
         guard fd >= 0 else { return nil }
         let n = buffer.withUnsafeMutableBytes { cls_pread0(fd, $0.baseAddress!, $0.count) }
         guard n > 0 else { return nil }
-        return Substring(String(decoding: buffer[0..<n], as: UTF8.self))
+        let w = String(decoding: buffer[0..<n], as: UTF8.self)
+        return w == "0" ? nil : w
     }
 
+    /// Bucket codes in the per-thread counts: a syscall number (≥ 0) or one of these.
+    static let running = -2, ioWait = -3, stopped = -4, kernel = -5, unknown = -6
+
+    /// Reads stat and syscall into the thread's state, parsing bytes in place (no
+    /// strings on this path; the name is taken once).
     private func sampleThread(_ t: ThreadState, now: Int64, buffer: inout [UInt8]) {
-        guard let stat = readFile(t.statFd, &buffer), let f = StatFields.parse(String(stat)) else {
-            t.exited = true
-            t.closeAll()
-            return
+        guard t.statFd >= 0, t.syscallFd >= 0 else { t.exited = true; t.closeAll(); return }
+        var statOK = false
+        buffer.withUnsafeMutableBytes { raw in
+            let n = cls_pread0(t.statFd, raw.baseAddress!, raw.count)
+            guard n > 0 else { return }
+            let b = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+            guard let f = RawStat(b) else { return }
+            if t.name.isEmpty { t.name = f.comm(b) }
+            t.state = Character(Unicode.Scalar(f.state))
+            let cpu = f.utime &+ f.stime
+            if t.firstCPU == nil { t.firstCPU = cpu }
+            t.lastCPU = cpu
+            t.threadCount = f.threads
+            statOK = true
         }
-        t.name = f.comm
-        t.state = f.state
-        let cpu = f.utime + f.stime
-        if t.firstCPU == nil { t.firstCPU = cpu }
-        t.lastCPU = cpu
+        guard statOK else { t.exited = true; t.closeAll(); return }
         t.samples += 1
-        let bucket: SampleBucket
-        let sys = readFile(t.syscallFd, &buffer).map { SyscallFileParser.parse(String($0)) } ?? .unavailable
+        var code = Self.unknown
         var inSyscall = false
-        switch (sys, f.state) {
-        case (_, "Z"), (_, "X"): bucket = .unknown
-        case (.running, _), (_, "R"): bucket = .running
-        case (_, "T"), (_, "t"): bucket = .stopped
-        case (.notInSyscall, "D"): bucket = .ioWait
-        case (.notInSyscall, _): bucket = .kernel
-        case (.inSyscall(let nr, let args, let sp, let pc), _):
-            inSyscall = true
-            let key = [UInt64(nr)] + args + [sp, pc]
-            if key != t.key || !t.inSyscall {
-                t.key = key
-                t.streakStart = now
+        let state = t.state
+        buffer.withUnsafeMutableBytes { raw in
+            let n = cls_pread0(t.syscallFd, raw.baseAddress!, raw.count)
+            let b = UnsafeRawBufferPointer(rebasing: raw[0..<max(0, n)])
+            let parsed = n > 0 ? RawSyscall.parse(b, into: &t.scratch) : .unreadable
+            switch (parsed, state) {
+            case (_, "Z"), (_, "X"): code = Self.unknown
+            case (.running, _), (_, "R"): code = Self.running
+            case (_, "T"), (_, "t"): code = Self.stopped
+            case (.notInSyscall, "D"), (.unreadable, "D"): code = Self.ioWait
+            case (.notInSyscall, _): code = Self.kernel
+            case (.unreadable, _): code = Self.unknown
+            case (.inSyscall(let nr), _):
+                inSyscall = true
+                code = nr
+                if !t.inSyscall || t.scratch != t.key {
+                    swap(&t.key, &t.scratch)
+                    t.streakStart = now
+                }
+                t.lastSeen = now
+                t.rawNumber = nr
             }
-            t.lastSeen = now
-            t.rawNumber = nr
-            t.rawArgs = args
-            bucket = .syscall(SyscallTable.forArch(sampler.arch).name(of: nr) ?? "syscall_\(nr)")
-        case (.unavailable, "D"): bucket = .ioWait
-        case (.unavailable, _): bucket = .unknown
         }
-        if !inSyscall { t.key = [] }
+        if inSyscall { for i in 0..<6 { t.rawArgs[i] = t.key[i + 1] } }
         t.inSyscall = inSyscall
-        t.counts[bucket, default: 0] += 1
-        if f.state != "R", let w = readFile(t.wchanFd, &buffer) {
-            t.wchan = (w.isEmpty || w == "0") ? nil : String(w)
-        } else if f.state == "R" {
-            t.wchan = nil
+        t.counts[code, default: 0] += 1
+    }
+
+    func bucket(_ code: Int) -> SampleBucket {
+        switch code {
+        case Self.running: return .running
+        case Self.ioWait: return .ioWait
+        case Self.stopped: return .stopped
+        case Self.kernel: return .kernel
+        case Self.unknown: return .unknown
+        default: return .syscall(SyscallTable.forArch(sampler.arch).name(of: code) ?? "syscall_\(code)")
         }
     }
 
@@ -312,5 +353,97 @@ struct TargetCheck {
         let rest = stat[stat.index(after: close)...].split(separator: " ")
         guard rest.count > 6, let flags = UInt64(rest[6]) else { return false }
         return flags & 0x0020_0000 != 0
+    }
+}
+
+/// The fields of /proc/…/stat the sampler needs, parsed from bytes in place
+/// (fields resume after the last `)`, as in `StatFields.parse`).
+struct RawStat {
+    var commStart: Int
+    var commEnd: Int
+    var state: UInt8
+    var utime: UInt64 = 0
+    var stime: UInt64 = 0
+    var threads = 1
+
+    init?(_ b: UnsafeRawBufferPointer) {
+        guard let open = b.firstIndex(of: UInt8(ascii: "(")), let close = b.lastIndex(of: UInt8(ascii: ")")),
+              close + 2 < b.count else { return nil }
+        commStart = open + 1
+        commEnd = close
+        state = b[close + 2]
+        // Field 3 is the state; count fields after it: utime = 14, stime = 15, num_threads = 20.
+        var field = 3
+        var i = close + 2
+        var value: UInt64 = 0
+        while i < b.count && field <= 20 {
+            let c = b[i]
+            if c == UInt8(ascii: " ") || c == 10 {
+                switch field {
+                case 14: utime = value
+                case 15: stime = value
+                case 20: threads = Int(value)
+                default: break
+                }
+                field += 1
+                value = 0
+            } else if c >= 48 && c <= 57 {
+                value = value &* 10 &+ UInt64(c - 48)
+            }
+            i += 1
+        }
+        if field <= 20 { return nil }
+    }
+
+    func comm(_ b: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: b[commStart..<commEnd]), as: UTF8.self)
+    }
+}
+
+/// /proc/…/syscall parsed from bytes: `running`, `-1 SP PC`, or
+/// `NR A0 … A5 SP PC` (hex) written into a 9-element key without allocating.
+enum RawSyscall: Equatable {
+    case running
+    case notInSyscall
+    case inSyscall(Int)
+    case unreadable
+
+    static func parse(_ b: UnsafeRawBufferPointer, into key: inout [UInt64]) -> RawSyscall {
+        guard let first = b.first else { return .unreadable }
+        if first == UInt8(ascii: "r") { return .running }
+        if first == UInt8(ascii: "-") { return .notInSyscall }
+        var field = 0
+        var value: UInt64 = 0
+        var digits = 0
+        var i = 0
+        while i <= b.count && field < 9 {
+            let c: UInt8 = i < b.count ? b[i] : 10
+            if c == UInt8(ascii: " ") || c == 10 {
+                if digits > 0 {
+                    key[field] = value
+                    field += 1
+                }
+                value = 0
+                digits = 0
+            } else if c == UInt8(ascii: "x") {
+                value = 0  // the 0 of 0x
+            } else if field == 0 {
+                guard c >= 48 && c <= 57 else { return .unreadable }
+                value = value &* 10 &+ UInt64(c - 48)
+                digits += 1
+            } else {
+                let d: UInt8
+                switch c {
+                case 48...57: d = c - 48
+                case 97...102: d = c - 87
+                case 65...70: d = c - 55
+                default: return .unreadable
+                }
+                value = value << 4 | UInt64(d)
+                digits += 1
+            }
+            i += 1
+        }
+        return field == 9 ? .inSyscall(Int(key[0])) : .unreadable
     }
 }
