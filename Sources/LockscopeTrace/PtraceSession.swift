@@ -94,6 +94,11 @@ final class PtraceSession {
                     if cls_ptrace(CLS_PTRACE_SEIZE, tid, 0, seizeOptions) < 0 {
                         let e = errno
                         if e == ESRCH { continue }  // the thread exited meanwhile
+                        // A thread cloned by one we already seized is attached automatically.
+                        if e == EPERM, (try? proc.readText("\(pid)/task/\(tid)/status")).map(StatusFields.parse)?.tracerPid == getpid() {
+                            _ = adopt(tid)
+                            continue
+                        }
                         abandon()
                         throw attachError(pid: pid, tid: tid, errno: e)
                     }
