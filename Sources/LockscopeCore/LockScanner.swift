@@ -28,10 +28,14 @@ public struct LockScanner: Sendable {
         public var openers = true
         /// Read process facts (comm, cmdline, threads …) for everyone in the report.
         public var processFacts = true
-        public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true) {
+        /// Match each kernel waiter to its blocked thread and read its facts. `list`
+        /// only counts waiters, and skipping this keeps it as cheap as lslocks.
+        public var waiterDetails = true
+        public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true, waiterDetails: Bool = true) {
             self.coHolders = coHolders
             self.openers = openers
             self.processFacts = processFacts
+            self.waiterDetails = waiterDetails
         }
     }
 
@@ -89,7 +93,9 @@ public struct LockScanner: Sendable {
         let index = OpenIndex(open)
         var threads = ThreadCache(proc: proc)
         var claimedWaitFds = Set<PidFd>()
-        var entries = kernel.map { entry(for: $0, open: open, index: index, threads: &threads, claimed: &claimedWaitFds) }
+        var entries = kernel.map {
+            entry(for: $0, open: open, index: index, threads: &threads, claimed: &claimedWaitFds, waiterDetails: options.waiterDetails)
+        }
 
         // Waiters the kernel does not name by pid (OFD: -1) or at all: threads blocked
         // in a lock call on a descriptor to the file. The rest are openers.
@@ -103,7 +109,7 @@ public struct LockScanner: Sendable {
             openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads[o.pid])))
         }
 
-        if options.processFacts { attachFacts(&entries, &openers, threads: &threads) }
+        if options.processFacts { attachFacts(&entries, &openers, threads: &threads, waiters: options.waiterDetails) }
 
         var resolvedTargets = targets
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
@@ -188,7 +194,7 @@ public struct LockScanner: Sendable {
     }
 
     /// Step 5: facts about everyone named, read once per pid.
-    func attachFacts(_ entries: inout [LockEntry], _ openers: inout [Opener], threads: inout ThreadCache) {
+    func attachFacts(_ entries: inout [LockEntry], _ openers: inout [Opener], threads: inout ThreadCache, waiters: Bool) {
         let reader = ProcessReader(proc: proc)
         var cache: [Int32: ProcessFacts?] = [:]
         func facts(_ pid: Int32) -> ProcessFacts? {
@@ -200,7 +206,7 @@ public struct LockScanner: Sendable {
         }
         for i in entries.indices {
             for h in entries[i].holders.indices { entries[i].holders[h].process = facts(entries[i].holders[h].pid) }
-            for w in entries[i].waiters.indices where entries[i].waiters[w].pid > 0 {
+            for w in entries[i].waiters.indices where waiters && entries[i].waiters[w].pid > 0 {
                 entries[i].waiters[w].process = facts(entries[i].waiters[w].pid)
             }
         }
@@ -230,7 +236,7 @@ public struct LockScanner: Sendable {
     /// One granted lock: its holders (owner + co-holders through the same open
     /// file description) and its waiters with the holder that really blocks them.
     func entry(for k: KernelLock, open: [OpenFd], index: OpenIndex, threads: inout ThreadCache,
-               claimed: inout Set<PidFd>) -> LockEntry {
+               claimed: inout Set<PidFd>, waiterDetails: Bool) -> LockEntry {
         let l = k.lock
         var holders: [Holder] = []
         var path: String? = nil
@@ -272,7 +278,7 @@ public struct LockScanner: Sendable {
                                 source: .kernel)
             let direct = k.directBlockerPid(ofWaiter: i)
             waiter.directBlocker = direct > 0 ? direct : nil
-            if w.pid > 0 {
+            if w.pid > 0 && waiterDetails {
                 if let (tid, fd) = blockedThread(threads[w.pid], fds: index.fds(of: w.pid, on: l.file)) {
                     waiter.tid = tid
                     waiter.fd = fd

@@ -43,7 +43,7 @@ struct List: ParsableCommand {
         if let path { target = try resolveTargets([path]).first }
         var report: LockReport
         do {
-            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true))
+            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true, waiterDetails: false))
         } catch {
             throw fail(error)
         }
