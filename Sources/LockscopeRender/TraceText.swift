@@ -14,7 +14,26 @@ public struct TraceText {
 
     /// `poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms)`.
     public static func call(_ c: DecodedSyscall) -> String {
-        c.name + "(" + c.args.map { argument($0) }.joined(separator: ", ") + ")"
+        var s = c.name
+        s.reserveCapacity(64)
+        s += "("
+        for (i, a) in c.args.enumerated() {
+            if i > 0 { s += ", " }
+            s += argument(a)
+        }
+        s += ")"
+        return s
+    }
+
+    /// `12.345678` with `places` decimals, in integer arithmetic (one line per
+    /// traced call: this is on the tracer's hot path).
+    public static func fixed(_ value: Double, places: Int) -> String {
+        var scale: Int64 = 1
+        for _ in 0..<places { scale *= 10 }
+        let v = Int64((abs(value) * Double(scale)).rounded())
+        var frac = String(v % scale)
+        if frac.utf8.count < places { frac = String(repeating: "0", count: places - frac.utf8.count) + frac }
+        return (value < 0 ? "-" : "") + String(v / scale) + "." + frac
     }
 
     static func argument(_ a: DecodedArgument) -> String {
@@ -195,7 +214,7 @@ public struct TraceText {
 
     /// One strace-like line per event.
     public func event(_ e: TraceEvent, multi: Bool = true) -> String {
-        func stamp(_ t: Double, _ tid: Int32) -> String { formatDecimal(t, places: 6) + " [" + String(tid) + "] " }
+        func stamp(_ t: Double, _ tid: Int32) -> String { TraceText.fixed(t, places: 6) + " [" + String(tid) + "] " }
         switch e {
         case .attached(let time, let pid, let tid, let inSyscall):
             return style.dim(stamp(time, tid) + "attached (pid \(pid))" + (inSyscall.map { ", in " + TraceText.call($0) } ?? ""))
@@ -207,7 +226,7 @@ public struct TraceText {
                 line += " = ? " + style.yellow("<unfinished, " + TraceText.seconds(s.durationSeconds ?? 0) + " so far>")
             } else {
                 line += " = " + TraceText.result(s.result)
-                if let d = s.durationSeconds { line += " <" + formatDecimal(d, places: 6) + ">" }
+                if let d = s.durationSeconds { line += " <" + TraceText.fixed(d, places: 6) + ">" }
             }
             return line  // never cut: a trace line is evidence
         case .signal(let time, let tid, let sig):

@@ -138,7 +138,7 @@ struct Trace: ParsableCommand {
         }
         writeError("lockscope: --ptrace stops the target at every system call and slows it; a call with SO_RCVTIMEO may see EINTR. Use the default sampler in production.")
         let options = TraceOptions(duration: flags.duration > 0 ? seconds(flags.duration) : nil, filter: filter,
-                                   followChildren: !flags.noFollow, decode: true)
+                                   followChildren: !flags.noFollow, decode: !flags.summaryOnly)
         let text = TraceText(style: style)
         var events: [TraceEvent] = []
         let json = flags.json

@@ -43,4 +43,10 @@ final class TraceRenderTests: XCTestCase {
         XCTAssertTrue(j.contains("{\"name\":\"fds\",\"type\":\"pollfds\",\"value\":[{\"fd\":4,\"target\":{\"kind\":\"socket\",\"proto\":\"UDP\",\"inode\":77,\"local\":\"127.0.0.1:56750\",\"remote\":\"127.0.0.53:53\""), j)
         XCTAssertTrue(j.contains("{\"name\":\"timeout\",\"type\":\"timeout\",\"kind\":\"relative\",\"ms\":3000.000}"), j)
     }
+
+    func testFixedPoint() {
+        XCTAssertEqual(TraceText.fixed(0.000735, places: 6), "0.000735")
+        XCTAssertEqual(TraceText.fixed(12.5, places: 6), "12.500000")
+        XCTAssertEqual(TraceText.fixed(0, places: 3), "0.000")
+    }
 }
