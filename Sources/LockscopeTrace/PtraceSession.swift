@@ -47,6 +47,7 @@ final class PtraceSession {
     var maxNs: [Int64]
     let restartNumber: Int
     let seizeOptions: UInt64
+    let cacheEffects: [CacheEffect]
 
     init(proc: ProcRoot, options: TraceOptions, table: SyscallTable) {
         self.proc = proc
@@ -61,6 +62,7 @@ final class PtraceSession {
         totalNs = [Int64](repeating: 0, count: size)
         maxNs = totalNs
         restartNumber = table.number(of: "restart_syscall") ?? -1
+        cacheEffects = PtraceSession.cacheEffects(table)
         var o = UInt64(CLS_PTRACE_O_TRACESYSGOOD | CLS_PTRACE_O_TRACEEXEC)
         if options.followChildren {
             o |= UInt64(CLS_PTRACE_O_TRACECLONE | CLS_PTRACE_O_TRACEFORK | CLS_PTRACE_O_TRACEVFORK)
@@ -314,24 +316,51 @@ final class PtraceSession {
         return true
     }
 
+    /// What a call's exit means for the fd cache, by syscall number (looked up once).
+    enum CacheEffect: UInt8 {
+        case none, closesArg0, replacesArg1, resetsProcess, returnsFd, touchesSocket
+    }
+
+    static func cacheEffects(_ table: SyscallTable) -> [CacheEffect] {
+        let fdReturning: Set<String> = ["open", "openat", "openat2", "creat", "dup", "fcntl", "socket", "accept", "accept4",
+                                        "epoll_create", "epoll_create1", "eventfd", "eventfd2", "signalfd", "signalfd4",
+                                        "timerfd_create", "inotify_init", "inotify_init1", "memfd_create", "pidfd_open",
+                                        "pidfd_getfd", "io_uring_setup", "mq_open", "perf_event_open", "userfaultfd",
+                                        "fanotify_init", "open_tree", "fsopen", "fsmount", "fspick", "memfd_secret"]
+        let resets: Set<String> = ["pipe", "pipe2", "socketpair", "close_range", "execve", "execveat", "unshare",
+                                   "clone", "clone3", "fork", "vfork"]
+        var out = [CacheEffect](repeating: .none, count: (table.all.last?.number ?? 0) + 1)
+        for info in table.all {
+            let e: CacheEffect
+            switch info.name {
+            case "close": e = .closesArg0
+            case "dup2", "dup3": e = .replacesArg1
+            case _ where resets.contains(info.name): e = .resetsProcess
+            case _ where info.classes.contains(.net): e = .touchesSocket
+            case _ where fdReturning.contains(info.name): e = .returnsFd
+            default: e = .none
+            }
+            out[info.number] = e
+        }
+        return out
+    }
+
     /// Keeps the fd cache true after calls that change the descriptor table or a socket.
+    @inline(__always)
     func invalidateAfter(_ t: TracedThread, number: Int, result: Int64) {
-        guard let info = table[number] else { return }
-        switch info.name {
-        case "close":
+        guard number >= 0 && number < cacheEffects.count else { return }
+        switch cacheEffects[number] {
+        case .none: return
+        case .closesArg0: resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
+        case .replacesArg1: resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[1]))
+        case .resetsProcess: resolver.invalidate(pid: t.pid)
+        case .returnsFd:
+            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: t.pid, fd: Int32(result)) }
+        case .touchesSocket:
             resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
-        case "dup2", "dup3":
-            resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[1]))
-        case "pipe", "pipe2", "socketpair", "close_range", "execve", "execveat", "unshare", "clone", "clone3", "fork", "vfork":
-            resolver.invalidate(pid: t.pid)
-        default:
-            if info.classes.contains(.net) {
-                resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
-                resolver.invalidateSockets(pid: t.pid)
-            }
-            if result >= 0 && result < 1 << 20 && info.classes.contains(.desc) {
-                resolver.invalidate(pid: t.pid, fd: Int32(result))
-            }
+            resolver.invalidateSockets(pid: t.pid)
+            // socket/accept return a new fd (send/recv a count: a spurious miss at worst).
+            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: t.pid, fd: Int32(result)) }
         }
     }
 

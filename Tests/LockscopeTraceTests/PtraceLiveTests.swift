@@ -94,3 +94,25 @@ extension PtraceLiveTests {
         }
     }
 }
+
+extension PtraceLiveTests {
+    /// A descriptor number reused for another file is resolved afresh (the fd cache follows close/open).
+    func testFdCacheFollowsCloseAndReopen() throws {
+        let dir = try TempDir()
+        let a = dir.file("a.lock"), b = dir.file("b.lock")
+        let bed = try Testbed.spawn(["sleep:300", "open:\(a)", "flock:sh", "flock:un", "close", "open:\(b)", "flock:ex"])
+        defer { bed.terminate() }
+        try waitUntilBlocked(bed.pid, inSyscall: 230)
+        var flocks: [TracedSyscall] = []
+        _ = try PtraceTracer().trace(pids: [bed.pid], options: TraceOptions(duration: .seconds(1), filter: try SyscallFilter(parsing: "lock"))) { e in
+            if case .syscall(let s) = e, s.call.name == "flock" { flocks.append(s) }
+            return true
+        }
+        XCTAssertEqual(flocks.count, 3, "\(flocks.map { $0.call })")
+        guard flocks.count == 3 else { return }
+        XCTAssertEqual(flocks[0].call.fds.first?.what, .path(a))
+        XCTAssertEqual(flocks[2].call.fds.first?.fd, flocks[0].call.fds.first?.fd, "the fd number is reused")
+        XCTAssertEqual(flocks[2].call.fds.first?.what, .path(b))
+        XCTAssertEqual(flocks[2].call.flockOperation?.kind, .exclusive)
+    }
+}
