@@ -14,15 +14,9 @@ public struct TraceText {
 
     /// `poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms)`.
     public static func call(_ c: DecodedSyscall) -> String {
-        var s = c.name
-        s.reserveCapacity(64)
-        s += "("
-        for (i, a) in c.args.enumerated() {
-            if i > 0 { s += ", " }
-            s += argument(a)
-        }
-        s += ")"
-        return s
+        var out = TraceBytes()
+        out.call(c)
+        return out.string
     }
 
     /// `12.345678` with `places` decimals, in integer arithmetic (one line per
@@ -37,12 +31,9 @@ public struct TraceText {
     }
 
     static func argument(_ a: DecodedArgument) -> String {
-        if (a.name == "mode" || a.name == "mask"), case .uint(let m) = a.value { return "0" + String(m, radix: 8) }
-        // Timeouts of waits read best in milliseconds (poll's unit); sleeps in seconds.
-        if a.name == "timeout" || a.name == "tmo_p", case .timeout(.relative(let ns)) = a.value, ns < 100_000_000_000 {
-            return ns % 1_000_000 == 0 ? String(ns / 1_000_000) + " ms" : formatDecimal(Double(ns) / 1e6, places: 3) + " ms"
-        }
-        return value(a.value)
+        var out = TraceBytes()
+        out.argument(a)
+        return out.string
     }
 
     public static func value(_ v: ArgumentValue) -> String {
@@ -219,16 +210,9 @@ public struct TraceText {
         case .attached(let time, let pid, let tid, let inSyscall):
             return style.dim(stamp(time, tid) + "attached (pid \(pid))" + (inSyscall.map { ", in " + TraceText.call($0) } ?? ""))
         case .syscall(let s):
-            var line = stamp(s.time, s.tid)
-            if s.inProgressAtAttach { line += style.dim("<in progress at attach> ") }
-            line += TraceText.call(s.call)
-            if s.result == nil {
-                line += " = ? " + style.yellow("<unfinished, " + TraceText.seconds(s.durationSeconds ?? 0) + " so far>")
-            } else {
-                line += " = " + TraceText.result(s.result)
-                if let d = s.durationSeconds { line += " <" + TraceText.fixed(d, places: 6) + ">" }
-            }
-            return line  // never cut: a trace line is evidence
+            var out = TraceBytes()
+            out.syscallLine(s, style: style)
+            return out.string
         case .signal(let time, let tid, let sig):
             return stamp(time, tid) + "--- " + signalName(sig) + " ---"
         case .groupStop(let time, let tid, let sig):
@@ -264,5 +248,170 @@ public struct TraceText {
         }
         lines += s.stats.isEmpty ? ["  (no system call completed)"] : table.render(style: style)
         return lines
+    }
+}
+
+/// A line of trace output built as bytes: the tracer's hot path (one line per
+/// call) without intermediate strings for numbers and fixed tokens. `TraceText`
+/// renders through it, so there is one implementation of the format.
+public struct TraceBytes {
+    public var bytes: [UInt8] = []
+
+    public init() { bytes.reserveCapacity(128) }
+
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    @inline(__always) public mutating func put(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+    @inline(__always) mutating func put(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    public mutating func int(_ v: Int64) {
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        uint(v.magnitude)
+    }
+
+    public mutating func uint(_ v: UInt64) {
+        if v < 10 { bytes.append(48 + UInt8(v)); return }
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch on the stack
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &tmp) { buf in
+            while x > 0 { buf[n] = 48 + UInt8(x % 10); x /= 10; n += 1 }
+            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(buf[i]) }
+        }
+    }
+
+    public mutating func hex(_ v: UInt64) {
+        put("0x")
+        if v == 0 { bytes.append(48); return }
+        var shift = 60
+        while shift > 0 && (v >> UInt64(shift)) & 0xf == 0 { shift -= 4 }
+        while shift >= 0 {
+            let d = UInt8((v >> UInt64(shift)) & 0xf)
+            bytes.append(d < 10 ? 48 + d : 87 + d)
+            shift -= 4
+        }
+    }
+
+    /// `12.345678`, integer arithmetic.
+    public mutating func fixed(_ value: Double, places: Int) {
+        var scale: UInt64 = 1
+        for _ in 0..<places { scale *= 10 }
+        let v = UInt64((abs(value) * Double(scale)).rounded())
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        uint(v / scale)
+        bytes.append(UInt8(ascii: "."))
+        var frac = v % scale
+        var digits = [UInt8](repeating: 48, count: places)
+        var i = places - 1
+        while i >= 0 { digits[i] = 48 + UInt8(frac % 10); frac /= 10; i -= 1 }
+        bytes.append(contentsOf: digits)
+    }
+
+    mutating func sgr(_ code: StaticString, _ on: Bool) {
+        guard on else { return }
+        put("\u{1b}[")
+        put(code)
+        put("m")
+    }
+
+    public mutating func call(_ c: DecodedSyscall) {
+        put(c.name)
+        bytes.append(UInt8(ascii: "("))
+        for (i, a) in c.args.enumerated() {
+            if i > 0 { put(", ") }
+            argument(a)
+        }
+        bytes.append(UInt8(ascii: ")"))
+    }
+
+    public mutating func argument(_ a: DecodedArgument) {
+        switch a.value {
+        case .uint(let m) where a.name == "mode" || a.name == "mask":
+            put("0")
+            put(String(m, radix: 8))
+        case .timeout(.relative(let ns)) where (a.name == "timeout" || a.name == "tmo_p") && ns < 100_000_000_000:
+            // Timeouts of waits read best in milliseconds (poll's unit); sleeps in seconds.
+            if ns % 1_000_000 == 0 { int(ns / 1_000_000) } else { fixed(Double(ns) / 1e6, places: 3) }
+            put(" ms")
+        default:
+            value(a.value)
+        }
+    }
+
+    mutating func value(_ v: ArgumentValue) {
+        switch v {
+        case .int(let i): int(i)
+        case .uint(let u): uint(u)
+        case .hex(let h): hex(h)
+        case .pointer(let p): if p == 0 { put("NULL") } else { hex(p) }
+        case .fd(let f): fd(f)
+        case .atFdcwd: put("AT_FDCWD")
+        default: put(TraceText.value(v))
+        }
+    }
+
+    mutating func fd(_ f: ResolvedFd) {
+        int(Int64(f.fd))
+        guard let what = f.what else { return }
+        bytes.append(UInt8(ascii: " "))
+        switch what {
+        case .path(let p): put(terminalSafe(p))
+        case .pipe(let inode, let peers):
+            put("pipe:[")
+            uint(inode)
+            put("]")
+            if !peers.isEmpty {
+                put(" ↔")
+                for p in peers.prefix(4) {
+                    bytes.append(UInt8(ascii: " "))
+                    int(Int64(p.pid))
+                    bytes.append(UInt8(ascii: ":"))
+                    int(Int64(p.fd))
+                }
+            }
+        default: put(TraceText.describe(what))
+        }
+    }
+
+    /// `0.000123 [1234] poll(…) = 0 <3.001234>`.
+    public mutating func syscallLine(_ s: TracedSyscall, style: Style) {
+        fixed(s.time, places: 6)
+        put(" [")
+        int(Int64(s.tid))
+        put("] ")
+        if s.inProgressAtAttach {
+            sgr("2", style.color)
+            put("<in progress at attach> ")
+            sgr("0", style.color)
+        }
+        call(s.call)
+        if s.result == nil {
+            put(" = ? ")
+            sgr("33", style.color)
+            put("<unfinished, ")
+            put(TraceText.seconds(s.durationSeconds ?? 0))
+            put(" so far>")
+            sgr("0", style.color)
+        } else {
+            put(" = ")
+            switch s.result {
+            case .value(let v)?:
+                if v > 0xffff_ffff || v < -0xffff { hex(UInt64(bitPattern: v)) } else { int(v) }
+            case .error(let e, let name)?:
+                put("-1 ")
+                put(name)
+                put(" (errno ")
+                int(Int64(e))
+                put(")")
+            case nil: break
+            }
+            if let d = s.durationSeconds {
+                put(" <")
+                fixed(d, places: 6)
+                put(">")
+            }
+        }
     }
 }

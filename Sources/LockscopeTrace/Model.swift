@@ -236,7 +236,7 @@ public struct FlagSet: Sendable, Hashable {
 
 /// One decoded argument value. Memory that could not be read stays a pointer
 /// (`unreadable`), never a guess.
-public indirect enum ArgumentValue: Sendable, Hashable {
+public enum ArgumentValue: Sendable, Hashable {
     case int(Int64)
     case uint(UInt64)
     /// Shown in hex (masks, addresses of output buffers, unknown arguments).

@@ -141,6 +141,7 @@ struct Trace: ParsableCommand {
                                    followChildren: !flags.noFollow, decode: !flags.summaryOnly)
         let text = TraceText(style: style)
         var events: [TraceEvent] = []
+        var lineBuffer = TraceBytes()
         let json = flags.json
         let quiet = flags.summaryOnly
         let summary: TraceSummary
@@ -152,7 +153,14 @@ struct Trace: ParsableCommand {
                 if json {
                     if !quiet { events.append(e) }
                 } else if !quiet {
-                    out.line(text.event(e))
+                    if case .syscall(let s) = e {
+                        // The common line, straight to bytes (no intermediate String).
+                        lineBuffer.bytes.removeAll(keepingCapacity: true)
+                        lineBuffer.syscallLine(s, style: style)
+                        out.line(bytes: lineBuffer.bytes)
+                    } else {
+                        out.line(text.event(e))
+                    }
                 }
                 return !out.failed
             })
@@ -195,6 +203,12 @@ final class TraceOutput {
 
     func line(_ s: String) {
         buffer.append(contentsOf: s.utf8)
+        buffer.append(10)
+        if interactive || buffer.count >= 1 << 14 { flush() }
+    }
+
+    func line(bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
         buffer.append(10)
         if interactive || buffer.count >= 1 << 14 { flush() }
     }

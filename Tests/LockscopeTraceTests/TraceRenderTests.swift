@@ -50,3 +50,29 @@ final class TraceRenderTests: XCTestCase {
         XCTAssertEqual(TraceText.fixed(0, places: 3), "0.000")
     }
 }
+
+extension TraceRenderTests {
+    /// The byte writer and the text renderer agree on a full syscall line.
+    func testSyscallLine() {
+        let s = TracedSyscall(time: 1.5, pid: 10, tid: 11, call: poll(), result: .value(0), durationSeconds: 3.0012345,
+                              inProgressAtAttach: true)
+        XCTAssertEqual(TraceText().event(.syscall(s)),
+                       "1.500000 [11] <in progress at attach> poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms) = 0 <3.001235>")
+        var err = s
+        err.result = .error(errno: 4, name: "EINTR")
+        err.inProgressAtAttach = false
+        XCTAssertTrue(TraceText().event(.syscall(err)).hasSuffix(") = -1 EINTR (errno 4) <3.001235>"))
+        var open = s
+        open.result = nil
+        open.durationSeconds = 2
+        XCTAssertTrue(TraceText().event(.syscall(open)).hasSuffix(" = ? <unfinished, 2.00 s so far>"))
+        var b = TraceBytes()
+        b.hex(0xdeadbeef); b.put(" "); b.int(-42); b.put(" "); b.uint(18446744073709551615); b.put(" "); b.fixed(0.0000005, places: 6)
+        XCTAssertEqual(b.string, "0xdeadbeef -42 18446744073709551615 0.000001")
+        let pipe = ArgumentValue.fd(ResolvedFd(fd: 0, what: .pipe(inode: 9, peers: [PipePeer(pid: 5, fd: 1)])))
+        XCTAssertEqual(TraceText.value(pipe), "0 pipe:[9] ↔ 5:1")
+        var pb = TraceBytes()
+        pb.argument(DecodedArgument(name: "fd", value: pipe))
+        XCTAssertEqual(pb.string, "0 pipe:[9] ↔ 5:1")
+    }
+}
