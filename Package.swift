@@ -74,7 +74,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockscopeCLITests",
-            dependencies: ["LockscopeCore", "LockscopeTestSupport", "lockscope", "lockscope-testbed"]
+            dependencies: ["LockscopeCore", "LockscopeRender", "LockscopeTestSupport", "lockscope", "lockscope-testbed"]
         ),
     ],
     swiftLanguageModes: [.v5]

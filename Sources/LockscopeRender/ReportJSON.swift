@@ -20,6 +20,31 @@ public struct ReportJSON {
         ])
     }
 
+    /// Writes the same document as `value(_:).serialized()`, one lock at a time, so
+    /// memory stays flat when /proc/locks lists 100,000 locks.
+    public func write<Out: TextOutputStream>(_ r: LockReport, to out: inout Out) {
+        out.write("{\n  \"schema\": \"lockscope.report/1\",\n  \"targets\": ")
+        writeArray(r.targets, to: &out, target)
+        out.write(",\n  \"locks\": ")
+        writeArray(r.locks, to: &out, lock)
+        out.write(",\n  \"openers\": ")
+        writeArray(r.openers, to: &out, opener)
+        out.write(",\n  \"coverage\": ")
+        coverage(r.coverage).write(to: &out, pretty: true, indent: 1)
+        out.write("\n}")
+    }
+
+    /// An array at the top object's level, formatted exactly as `JSONValue.write` would.
+    func writeArray<T, Out: TextOutputStream>(_ items: [T], to out: inout Out, _ element: (T) -> JSONValue) {
+        if items.isEmpty { out.write("[]"); return }
+        out.write("[")
+        for (i, item) in items.enumerated() {
+            out.write(i == 0 ? "\n    " : ",\n    ")
+            element(item).write(to: &out, pretty: true, indent: 2)
+        }
+        out.write("\n  ]")
+    }
+
     func target(_ t: Target) -> JSONValue {
         .object([
             ("argument", .string(t.argument)),

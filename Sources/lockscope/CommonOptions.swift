@@ -56,6 +56,29 @@ func writeError(_ line: String) {
     fputs(s, stderr)
 }
 
+/// Standard output through a 64 KiB buffer, for documents too large to build as one String.
+struct StandardOutput: TextOutputStream {
+    var buffer = ""
+
+    mutating func write(_ string: String) {
+        buffer += string
+        if buffer.utf8.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        fputs(buffer, stdout)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A lock report as JSON on stdout (streamed).
+func emitJSON(_ report: LockReport) {
+    var out = StandardOutput()
+    ReportJSON(syscallName: hostSyscallName).write(report, to: &out)
+    out.write("\n")
+    out.flush()
+}
+
 func emit(_ lines: [String]) {
     var text = lines.joined(separator: "\n")
     text += "\n"

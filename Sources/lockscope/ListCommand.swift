@@ -56,7 +56,7 @@ struct List: ParsableCommand {
         }
         if let target { report.targets = [target] }
         if common.json {
-            emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
+            emitJSON(report)
         } else {
             emit(ReportText(style: common.style, syscallName: hostSyscallName).list(report, showHolders: holders))
         }

@@ -33,7 +33,7 @@ struct Waiters: ParsableCommand {
     func run() throws {
         let report = try scanReport(files: files, common: common, openers: true)
         if common.json {
-            emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
+            emitJSON(report)
         } else {
             emit(ReportText(style: common.style, syscallName: hostSyscallName, each: each).waiters(report))
         }

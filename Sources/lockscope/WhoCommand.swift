@@ -26,7 +26,7 @@ struct Who: ParsableCommand {
     func run() throws {
         let report = try scanReport(files: files, common: common, openers: false)
         if common.json {
-            emit([ReportJSON(syscallName: hostSyscallName).value(report).serialized()])
+            emitJSON(report)
         } else {
             emit(ReportText(style: common.style, syscallName: hostSyscallName).who(report))
         }
