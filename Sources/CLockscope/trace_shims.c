@@ -96,3 +96,11 @@ long cls_pread0(int fd, void *buf, size_t count) {
 long cls_ptrace_get_syscall_info(pid_t tid, struct cls_syscall_info *info) {
     return ptrace((enum __ptrace_request)0x420e, tid, (void *)sizeof(*info), info);
 }
+
+int cls_ptrace_peek_user(pid_t tid, long offset, uint64_t *value) {
+    errno = 0;
+    long v = ptrace(PTRACE_PEEKUSER, tid, (void *)offset, NULL);
+    if (v == -1 && errno != 0) return errno;
+    *value = (uint64_t)v;
+    return 0;
+}

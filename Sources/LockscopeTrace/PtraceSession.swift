@@ -48,6 +48,8 @@ final class PtraceSession {
     let restartNumber: Int
     let seizeOptions: UInt64
     let cacheEffects: [CacheEffect]
+    /// x86_64: PTRACE_PEEKUSER for single registers (aarch64 has no PEEKUSER for them).
+    let peekRegisters: Bool
 
     init(proc: ProcRoot, options: TraceOptions, table: SyscallTable) {
         self.proc = proc
@@ -63,6 +65,7 @@ final class PtraceSession {
         maxNs = totalNs
         restartNumber = table.number(of: "restart_syscall") ?? -1
         cacheEffects = PtraceSession.cacheEffects(table)
+        peekRegisters = table.arch == .x86_64 && SyscallArch.host == .x86_64
         var o = UInt64(CLS_PTRACE_O_TRACESYSGOOD | CLS_PTRACE_O_TRACEEXEC)
         if options.followChildren {
             o |= UInt64(CLS_PTRACE_O_TRACECLONE | CLS_PTRACE_O_TRACEFORK | CLS_PTRACE_O_TRACEVFORK)
@@ -254,66 +257,106 @@ final class PtraceSession {
     /// Entry: remember the call (decode it when it passes the filter). Exit: account
     /// for it and report it.
     func syscallStop(_ t: TracedThread, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
-        var info = cls_syscall_info()
-        guard cls_ptrace_get_syscall_info(t.tid, &info) > 0 else { return true }
-        switch info.op {
-        case 1:  // entry
-            t.inSyscall = true
-            t.entryNs = now
-            let nr = Int(truncatingIfNeeded: info.u.entry.nr)
+        // Entry and exit alternate per thread (an attach never lands between them:
+        // the interrupt stop comes after the exit work of the interrupted call). On
+        // x86_64 the exit reads only RAX with PTRACE_PEEKUSER, and an entry that
+        // needs no decoding only ORIG_RAX; otherwise PTRACE_GET_SYSCALL_INFO.
+        if !t.inSyscall {
+            var nr = -1
+            if peekRegisters && !options.decode {
+                var v: UInt64 = 0
+                guard cls_ptrace_peek_user(t.tid, CLS_X86_64_ORIG_RAX_OFFSET, &v) == 0 else { return true }
+                nr = Int(Int64(bitPattern: v))
+                return syscallEntry(t, number: nr, now: now, arch: table.arch.auditArch, fromInfo: false)
+            }
+            var info = cls_syscall_info()
+            guard cls_ptrace_get_syscall_info(t.tid, &info) > 0 else { return true }
+            if info.op == 2 {
+                // Out of step (should not happen): take it as the exit it is.
+                t.inSyscall = true
+                return syscallExit(t, rval: info.u.exit.rval, failed: info.u.exit.is_error != 0, now: now, onEvent: onEvent)
+            }
+            guard info.op == 1 else { return true }
+            nr = Int(truncatingIfNeeded: info.u.entry.nr)
             let a = info.u.entry.args
             t.args[0] = a.0; t.args[1] = a.1; t.args[2] = a.2; t.args[3] = a.3; t.args[4] = a.4; t.args[5] = a.5
-            t.number = nr
-            t.current = nil
-            t.currentAtAttach = false
-            if let pending = t.pendingAttach {
-                t.pendingAttach = nil
-                if nr == restartNumber || nr == pending.number {
-                    // The call it was blocked in when we attached, resumed.
-                    t.current = pending
-                    t.currentAtAttach = true
-                    t.number = pending.number
-                    t.entryNs = startNs
-                    return true
-                }
+            return syscallEntry(t, number: nr, now: now, arch: info.arch, fromInfo: true)
+        }
+        if peekRegisters {
+            var v: UInt64 = 0
+            guard cls_ptrace_peek_user(t.tid, CLS_X86_64_RAX_OFFSET, &v) == 0 else { return true }
+            let rval = Int64(bitPattern: v)
+            return syscallExit(t, rval: rval, failed: rval < 0 && rval >= -4095, now: now, onEvent: onEvent)
+        }
+        var info = cls_syscall_info()
+        guard cls_ptrace_get_syscall_info(t.tid, &info) > 0 else { return true }
+        guard info.op == 2 else {
+            if info.op == 1 {
+                // Out of step: this is an entry.
+                t.inSyscall = false
+                let a = info.u.entry.args
+                t.args[0] = a.0; t.args[1] = a.1; t.args[2] = a.2; t.args[3] = a.3; t.args[4] = a.4; t.args[5] = a.5
+                return syscallEntry(t, number: Int(truncatingIfNeeded: info.u.entry.nr), now: now, arch: info.arch, fromInfo: true)
             }
-            guard nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll else { return true }
-            guard info.arch == table.arch.auditArch else {
-                t.current = DecodedSyscall(arch: table.arch, number: nr, name: "syscall_\(nr)(arch 0x\(String(info.arch, radix: 16)))",
-                                           classes: [], args: [], raw: t.args)
+            return true
+        }
+        return syscallExit(t, rval: info.u.exit.rval, failed: info.u.exit.is_error != 0, now: now, onEvent: onEvent)
+    }
+
+    /// Remembers the call (decoded when it passes the filter and decoding is on).
+    @inline(__always)
+    func syscallEntry(_ t: TracedThread, number nr: Int, now: Int64, arch: UInt32, fromInfo: Bool) -> Bool {
+        t.inSyscall = true
+        t.entryNs = now
+        t.number = nr
+        t.current = nil
+        t.currentAtAttach = false
+        if let pending = t.pendingAttach {
+            t.pendingAttach = nil
+            if nr == restartNumber || nr == pending.number {
+                // The call it was blocked in when we attached, resumed.
+                t.current = pending
+                t.currentAtAttach = true
+                t.number = pending.number
+                t.entryNs = startNs
                 return true
             }
-            if options.decode {
-                if t.decoder == nil { t.decoder = decoder(pid: t.pid, tid: t.tid) }
-                t.current = t.decoder!.decode(number: nr, args: t.args)
-            } else {
-                t.current = DecodedSyscall(arch: table.arch, number: nr, name: table.name(of: nr) ?? "syscall_\(nr)",
-                                           classes: table[nr]?.classes ?? [], args: [], raw: t.args)
-            }
-        case 2:  // exit
-            guard t.inSyscall else { return true }
-            t.inSyscall = false
-            let rval = info.u.exit.rval
-            let nr = t.number
-            let elapsed = now - t.entryNs
-            let failed = info.u.exit.is_error != 0
-            if nr >= 0 && nr < counts.count && (t.current != nil || matches[nr]) {
-                counts[nr] += 1
-                if failed { errors[nr] += 1 }
-                totalNs[nr] += elapsed
-                if elapsed > maxNs[nr] { maxNs[nr] = elapsed }
-            }
-            if options.decode { invalidateAfter(t, number: nr, result: rval) }
-            guard var call = t.current else { return true }
-            t.current = nil
-            if options.decode { t.decoder?.updateAtExit(&call, result: rval) }
-            return onEvent(.syscall(TracedSyscall(time: seconds(t.entryNs), pid: t.pid, tid: t.tid, call: call,
-                                                  result: SyscallResult(raw: rval), durationSeconds: Double(elapsed) / 1e9,
-                                                  inProgressAtAttach: t.currentAtAttach)))
-        default:
-            break
+        }
+        guard nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll else { return true }
+        guard arch == table.arch.auditArch else {
+            t.current = DecodedSyscall(arch: table.arch, number: nr, name: "syscall_\(nr)(arch 0x\(String(arch, radix: 16)))",
+                                       classes: [], args: [], raw: t.args)
+            return true
+        }
+        if options.decode && fromInfo {
+            if t.decoder == nil { t.decoder = decoder(pid: t.pid, tid: t.tid) }
+            t.current = t.decoder!.decode(number: nr, args: t.args)
+        } else {
+            t.current = DecodedSyscall(arch: table.arch, number: nr, name: table.name(of: nr) ?? "syscall_\(nr)",
+                                       classes: table[nr]?.classes ?? [], args: [], raw: fromInfo ? t.args : [])
         }
         return true
+    }
+
+    /// Accounts for the call and reports it.
+    @inline(__always)
+    func syscallExit(_ t: TracedThread, rval: Int64, failed: Bool, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        t.inSyscall = false
+        let nr = t.number
+        let elapsed = now - t.entryNs
+        if nr >= 0 && nr < counts.count && (t.current != nil || matches[nr]) {
+            counts[nr] += 1
+            if failed { errors[nr] += 1 }
+            totalNs[nr] += elapsed
+            if elapsed > maxNs[nr] { maxNs[nr] = elapsed }
+        }
+        if options.decode { invalidateAfter(t, number: nr, result: rval) }
+        guard var call = t.current else { return true }
+        t.current = nil
+        if options.decode { t.decoder?.updateAtExit(&call, result: rval) }
+        return onEvent(.syscall(TracedSyscall(time: seconds(t.entryNs), pid: t.pid, tid: t.tid, call: call,
+                                              result: SyscallResult(raw: rval), durationSeconds: Double(elapsed) / 1e9,
+                                              inProgressAtAttach: t.currentAtAttach)))
     }
 
     /// What a call's exit means for the fd cache, by syscall number (looked up once).

@@ -58,6 +58,15 @@ struct cls_syscall_info {
 // kernel wrote (> 0), or -1 with errno.
 long cls_ptrace_get_syscall_info(pid_t tid, struct cls_syscall_info *_Nonnull info);
 
+// PTRACE_PEEKUSER of one register, with errno telling -1 from a failure (a word
+// read through variadic ptrace cannot be told apart otherwise). About half the
+// kernel work of PTRACE_GET_SYSCALL_INFO, which the tracer needs only at syscall
+// entry: at exit the return value is all it wants. Returns 0, or errno.
+int cls_ptrace_peek_user(pid_t tid, long offset, uint64_t *_Nonnull value);
+// Offsets in x86_64 `struct user_regs_struct` (sys/user.h).
+static const long CLS_X86_64_RAX_OFFSET = 10 * 8;
+static const long CLS_X86_64_ORIG_RAX_OFFSET = 15 * 8;
+
 // ptrace constants glibc hides behind _GNU_SOURCE or an enum Swift cannot see.
 static const long CLS_PTRACE_SYSCALL = 24;
 static const long CLS_PTRACE_DETACH = 17;
