@@ -187,6 +187,22 @@ final class TraceCommandTests: XCTestCase {
         XCTAssertEqual(free.exitCode, 1, free.stderr)
     }
 
+    /// Another user's process: one line and exit 77, for the sampler and for --ptrace.
+    func testPermissionDenied() throws {
+        try requireRoot("drops to nobody with setpriv to be refused")
+        try requireExecutable("setpriv")
+        let bed = try Testbed.spawn(["sleep:30000"])
+        defer { bed.terminate() }
+        for extra in [[], ["--ptrace"]] {
+            let r = try runCommand([which("setpriv")!, "--reuid=65534", "--regid=65534", "--clear-groups",
+                                    TestBinaries.lockscope, "trace"] + extra + [String(bed.pid)])
+            if r.stderr.contains("Permission denied") && r.exitCode == 126 { try skip("lockscope not executable by nobody here") }
+            XCTAssertEqual(r.exitCode, 77, r.stderr)
+            XCTAssertEqual(r.stderr, "lockscope: \(bed.pid): permission denied (EACCES): run as the process's user or as root\n")
+        }
+        XCTAssertEqual(field(bed.pid, "TracerPid"), "0")
+    }
+
     /// A second tracer is refused with the first one's pid; the first one then detaches on SIGINT.
     func testAlreadyTracedNamesTheTracer() throws {
         try requirePtrace()
