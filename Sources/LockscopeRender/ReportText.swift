@@ -20,15 +20,10 @@ public struct ReportText {
     // MARK: who
 
     public func who(_ r: LockReport) -> [String] {
-        var out: [String] = []
-        for (i, t) in r.targets.enumerated() {
-            if i > 0 { out.append("") }
-            out.append(heading(t))
-            let locks = r.locks.filter { $0.file == t.file }
-            let openers = r.openers.filter { $0.file == t.file }
+        perTarget(r) { _, locks, openers, out in
             if locks.isEmpty {
                 out.append("  no locks" + (openers.isEmpty ? "" : " (open in \(openers.count) process\(openers.count == 1 ? "" : "es"))"))
-                continue
+                return
             }
             for l in locks {
                 out.append("  " + lockSummary(l) + waitSummary(l, openers: openers))
@@ -42,20 +37,25 @@ public struct ReportText {
                 out += table.render(style: style, indent: "    ")
             }
         }
-        out += coverageNote(r.coverage)
-        return out
+    }
+
+    /// One block per target: a heading, then what `body` adds for its locks and
+    /// openers; the coverage note once at the end.
+    func perTarget(_ r: LockReport, _ body: (Target, [LockEntry], [Opener], inout [String]) -> Void) -> [String] {
+        var out: [String] = []
+        for (i, t) in r.targets.enumerated() {
+            if i > 0 { out.append("") }
+            out.append(heading(t))
+            body(t, r.locks.filter { $0.file == t.file }, r.openers.filter { $0.file == t.file }, &out)
+        }
+        return out + coverageNote(r.coverage)
     }
 
     // MARK: waiters
 
     public func waiters(_ r: LockReport) -> [String] {
-        var out: [String] = []
-        for (i, t) in r.targets.enumerated() {
-            if i > 0 { out.append("") }
-            out.append(heading(t))
-            let locks = r.locks.filter { $0.file == t.file }
-            let openers = r.openers.filter { $0.file == t.file }
-            if locks.isEmpty && openers.isEmpty { out.append("  no locks, nobody waiting"); continue }
+        perTarget(r) { _, locks, openers, out in
+            if locks.isEmpty && openers.isEmpty { out.append("  no locks, nobody waiting"); return }
             for l in locks {
                 let holder = l.holders.first.map { "\(terminalSafe($0.process?.comm ?? "?"))[\($0.pid)]" } ?? "pid \(l.kernelPid)"
                 out.append("  " + lockSummary(l) + " held by " + style.bold(holder))
@@ -87,8 +87,6 @@ public struct ReportText {
                 out += openerLines(idle)
             }
         }
-        out += coverageNote(r.coverage)
-        return out
     }
 
     func openerLines(_ openers: [Opener]) -> [String] {
