@@ -4,7 +4,11 @@
 // output. Exits when the tracee exits; on SIGINT/SIGTERM it interrupts the tracee
 // and detaches, never leaving it stopped.
 //
-//   tracefloor PID      prints "stops <N>" on stderr at the end
+//   tracefloor [-i] PID   prints "stops <N>" on stderr at the end
+//
+// -i also reads PTRACE_GET_SYSCALL_INFO at every syscall stop (and nothing
+// else): the least any tracer that wants to know *which* call it stopped in must
+// add to the floor.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -19,8 +23,11 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: tracefloor PID\n"); return 2; }
-    pid_t pid = atoi(argv[1]);
+    int info = argc == 3 && strcmp(argv[1], "-i") == 0;
+    if (argc != 2 && !info) { fprintf(stderr, "usage: tracefloor [-i] PID\n"); return 2; }
+    pid_t pid = atoi(argv[argc - 1]);
+    struct __ptrace_syscall_info si;
+    unsigned long long sum = 0;
     struct sigaction sa = { .sa_handler = on_signal };  // no SA_RESTART: waitpid returns EINTR
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -42,7 +49,11 @@ int main(int argc, char **argv) {
         if (WIFEXITED(status) || WIFSIGNALED(status)) break;
         if (!WIFSTOPPED(status)) continue;
         int sig = WSTOPSIG(status), inject = 0;
-        if (sig == (SIGTRAP | 0x80)) stops++;                       // syscall entry/exit
+        if (sig == (SIGTRAP | 0x80)) {                               // syscall entry/exit
+            stops++;
+            if (info && ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof si, &si) > 0)
+                sum += si.op == PTRACE_SYSCALL_INFO_ENTRY ? si.entry.nr : 0;
+        }
         else if ((status >> 16) == PTRACE_EVENT_STOP) inject = 0;   // group-stop or interrupt
         else inject = sig;                                           // signal-delivery stop
         if (stop) {
@@ -51,6 +62,6 @@ int main(int argc, char **argv) {
         }
         if (ptrace(PTRACE_SYSCALL, pid, 0, inject) != 0 && errno != ESRCH) { perror("PTRACE_SYSCALL"); return 1; }
     }
-    fprintf(stderr, "stops %ld\n", stops);
+    fprintf(stderr, "stops %ld%s\n", stops, info && sum == 0 ? " (no syscall info read)" : "");
     return 0;
 }
