@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLockscope
 import LockscopeCore
+import LockscopeTrace
 
 /// A small /proc sampler for diagnosis: every thread's state, CPU time and
 /// current system call, `hz` times a second for the window; at the end the call
@@ -115,7 +116,7 @@ public struct ProcActivity: ActivityProvider {
         var bucket: String
         switch sc {
         case .inSyscall(let nr, let args, _, _):
-            bucket = HostCalls.name(nr) ?? "syscall_\(nr)"
+            bucket = SyscallTable.host.name(of: nr) ?? "syscall_\(nr)"
             if let prev = tr.call, prev.nr == nr, prev.args == args {
                 // same call, same arguments: the streak goes on
             } else {
@@ -164,30 +165,6 @@ public struct ProcActivity: ActivityProvider {
     }
 }
 
-/// Host system-call numbers for the calls diagnosis classifies (the tracer's
-/// table has every call; these are the ones the fallback sampler decodes).
-enum HostCalls {
-    #if arch(x86_64)
-    static let table: [Int: String] = [
-        0: "read", 1: "write", 2: "open", 7: "poll", 17: "pread64", 23: "select", 34: "pause", 35: "nanosleep",
-        42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4",
-        72: "fcntl", 73: "flock", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid",
-        257: "openat", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 299: "recvmmsg",
-        307: "sendmmsg", 441: "epoll_pwait2",
-    ]
-    #elseif arch(arm64)
-    static let table: [Int: String] = [
-        63: "read", 64: "write", 25: "fcntl", 32: "flock", 56: "openat", 67: "pread64", 72: "pselect6", 73: "ppoll",
-        98: "futex", 101: "nanosleep", 115: "clock_nanosleep", 22: "epoll_pwait", 95: "waitid", 260: "wait4",
-        203: "connect", 202: "accept", 206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg",
-        242: "accept4", 243: "recvmmsg", 269: "sendmmsg", 441: "epoll_pwait2",
-    ]
-    #else
-    static let table: [Int: String] = [:]
-    #endif
-    static func name(_ nr: Int) -> String? { table[nr] }
-}
-
 /// Decodes one thread's current call from its raw arguments, reading the
 /// process's memory (`process_vm_readv`) and descriptors only as needed.
 struct CallDecoder {
@@ -203,7 +180,7 @@ struct CallDecoder {
     }
 
     mutating func decode(number: Int, args: [UInt64], threadIds: Set<Int32>) -> (name: String, call: BlockingCall, text: String) {
-        let name = HostCalls.name(number) ?? "syscall_\(number)"
+        let name = SyscallTable.host.name(of: number) ?? "syscall_\(number)"
         let a = args + Array(repeating: 0, count: max(0, 6 - args.count))
         let fd0 = Int32(truncatingIfNeeded: a[0])
         switch name {
@@ -322,8 +299,7 @@ struct CallDecoder {
     }
 
     func events(_ e: Int16) -> String {
-        let names: [(Int16, String)] = [(0x1, "POLLIN"), (0x2, "POLLPRI"), (0x4, "POLLOUT"), (0x2000, "POLLRDHUP")]
-        let set = names.filter { e & $0.0 != 0 }.map(\.1)
+        let set = pollEventNames(UInt16(bitPattern: e))
         return set.isEmpty ? "0" : set.joined(separator: "|")
     }
 

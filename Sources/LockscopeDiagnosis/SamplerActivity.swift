@@ -315,9 +315,7 @@ public enum ActivityAdapter {
     }
 
     static func pollEvents(_ e: UInt16) -> String {
-        let names: [(UInt16, String)] = [(0x1, "POLLIN"), (0x2, "POLLPRI"), (0x4, "POLLOUT"), (0x8, "POLLERR"),
-                                         (0x10, "POLLHUP"), (0x20, "POLLNVAL"), (0x2000, "POLLRDHUP")]
-        let set = names.filter { e & $0.0 != 0 }.map(\.1)
+        let set = pollEventNames(e)
         return set.isEmpty ? "0" : set.joined(separator: "|")
     }
 }
