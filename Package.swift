@@ -45,6 +45,17 @@ let package = Package(
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            // The release binary is fully static (libc included): one file to copy onto a
+            // machine in trouble, no dynamic loading at start, and half the peak RSS of a
+            // shared-stdlib build, because only the pages it runs are mapped
+            // (docs/performance.md, "RSS").
+            // FoundationEssentials (through ArgumentParser) names its static dependencies
+            // only when the importing module is itself compiled for a static link.
+            linkerSettings: [
+                .unsafeFlags(["-static-executable", "-use-ld=lld"], .when(platforms: [.linux], configuration: .release)),
+                .linkedLibrary("_FoundationCollections", .when(platforms: [.linux], configuration: .release)),
+                .linkedLibrary("_FoundationCShims", .when(platforms: [.linux], configuration: .release)),
             ]
         ),
         .executableTarget(

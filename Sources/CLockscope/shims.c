@@ -1,6 +1,7 @@
 #include "CLockscope.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -13,6 +14,10 @@ long cls_getdents64(int fd, void *buffer, size_t count) {
 
 long cls_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2) {
     return syscall(SYS_kcmp, pid1, pid2, 0 /* KCMP_FILE */, fd1, fd2);
+}
+
+int cls_unshare(int flags) {
+    return unshare(flags);
 }
 
 long cls_process_vm_read(pid_t pid, void *local, size_t length, uint64_t remote_address) {

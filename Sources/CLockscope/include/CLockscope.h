@@ -51,6 +51,10 @@ long cls_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2);
 long cls_process_vm_read(pid_t pid, void *_Nonnull local, size_t length,
                          uint64_t remote_address);
 
+// unshare(2) is declared only under _GNU_SOURCE (the demo's namespaces). A
+// lookup by name (dlsym) would find nothing in the static release binary.
+int cls_unshare(int flags);
+
 // ptrace(2) is variadic in glibc; Swift cannot call variadic C functions.
 long cls_ptrace(long request, pid_t pid, uint64_t addr, uint64_t data);
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLockscope
 import LockscopeCore
 
 /// The few system calls the demo needs that Swift's Glibc module hides, and a
@@ -10,17 +11,8 @@ enum DemoSystem {
     static let cloneNewUser: Int32 = 0x1000_0000  // CLONE_NEWUSER
     static let cloneNewNet: Int32 = 0x4000_0000   // CLONE_NEWNET
 
-    /// unshare(2). Declared only under _GNU_SOURCE, which the Swift Glibc module
-    /// does not define; the symbol is looked up by name (a plain `int (int)` call,
-    /// not variadic, so the cast is exact) rather than growing the shared C shim.
-    static func unshare(_ flags: Int32) -> Int32 {
-        typealias Fn = @convention(c) (Int32) -> Int32
-        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "unshare") else {
-            errno = ENOSYS
-            return -1
-        }
-        return unsafeBitCast(sym, to: Fn.self)(flags)
-    }
+    /// unshare(2), through the C shim (hidden behind _GNU_SOURCE in Swift's Glibc).
+    static func unshare(_ flags: Int32) -> Int32 { cls_unshare(flags) }
 
     /// Writes a small file in one write(2) (uid_map and gid_map must be written so).
     static func writeFile(_ path: String, _ text: String, create: Bool = false) -> Int32 {
