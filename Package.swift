@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release builds on Linux link one fully static binary (see the lockscope target).
+let staticRelease = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
+
 // One responsibility per target; see docs/architecture.md.
 let package = Package(
     name: "lockscope",
@@ -53,9 +56,9 @@ let package = Package(
             // FoundationEssentials (through ArgumentParser) names its static dependencies
             // only when the importing module is itself compiled for a static link.
             linkerSettings: [
-                .unsafeFlags(["-static-executable", "-use-ld=lld"], .when(platforms: [.linux], configuration: .release)),
-                .linkedLibrary("_FoundationCollections", .when(platforms: [.linux], configuration: .release)),
-                .linkedLibrary("_FoundationCShims", .when(platforms: [.linux], configuration: .release)),
+                .unsafeFlags(["-static-executable", "-use-ld=lld"], staticRelease),
+                .linkedLibrary("_FoundationCollections", staticRelease),
+                .linkedLibrary("_FoundationCShims", staticRelease),
             ]
         ),
         .executableTarget(

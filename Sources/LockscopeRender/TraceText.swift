@@ -19,15 +19,11 @@ public struct TraceText {
         return out.string
     }
 
-    /// `12.345678` with `places` decimals, in integer arithmetic (one line per
-    /// traced call: this is on the tracer's hot path).
+    /// `12.345678` with `places` decimals (TraceBytes.fixed, as a String).
     public static func fixed(_ value: Double, places: Int) -> String {
-        var scale: Int64 = 1
-        for _ in 0..<places { scale *= 10 }
-        let v = Int64((abs(value) * Double(scale)).rounded())
-        var frac = String(v % scale)
-        if frac.utf8.count < places { frac = String(repeating: "0", count: places - frac.utf8.count) + frac }
-        return (value < 0 ? "-" : "") + String(v / scale) + "." + frac
+        var out = TraceBytes()
+        out.fixed(value, places: places)
+        return out.string
     }
 
     static func argument(_ a: DecodedArgument) -> String {

@@ -4,6 +4,9 @@
 // the floor for lockscope's own stack, shown next to fuser's in the bench report.
 import PackageDescription
 
+// Release builds on Linux link one fully static binary, as lockscope's Package.swift does.
+let staticRelease = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
+
 let package = Package(
     name: "argparse-hello",
     dependencies: [.package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")],
@@ -12,10 +15,10 @@ let package = Package(
             name: "argparse-hello",
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: [
-                .unsafeFlags(["-static-executable", "-use-ld=lld"], .when(platforms: [.linux], configuration: .release)),
-                .linkedLibrary("_FoundationCollections", .when(platforms: [.linux], configuration: .release)),
-                .linkedLibrary("_FoundationCShims", .when(platforms: [.linux], configuration: .release)),
-                .linkedLibrary("swiftSynchronization", .when(platforms: [.linux], configuration: .release)),
+                .unsafeFlags(["-static-executable", "-use-ld=lld"], staticRelease),
+                .linkedLibrary("_FoundationCollections", staticRelease),
+                .linkedLibrary("_FoundationCShims", staticRelease),
+                .linkedLibrary("swiftSynchronization", staticRelease),
             ]
         ),
     ]
