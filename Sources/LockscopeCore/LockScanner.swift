@@ -13,11 +13,12 @@ import CLockscope
 public struct LockScanner: Sendable {
     public let proc: ProcRoot
     /// Never reported: lockscope's own descriptors (it opens the target with O_PATH).
+    /// Default: our pid on the live /proc, nobody on a recorded tree (its pids are not ours).
     public var excludedPids: Set<Int32>
 
-    public init(proc: ProcRoot = ProcRoot(), excludedPids: Set<Int32> = [getpid()]) {
+    public init(proc: ProcRoot = ProcRoot(), excludedPids: Set<Int32>? = nil) {
         self.proc = proc
-        self.excludedPids = excludedPids
+        self.excludedPids = excludedPids ?? (proc.isLive ? [getpid()] : [])
     }
 
     public struct Options: Sendable {

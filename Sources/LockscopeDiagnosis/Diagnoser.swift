@@ -37,12 +37,12 @@ public struct Diagnoser: Sendable {
     public var maxDepth = 16
 
     public init(proc: ProcRoot = ProcRoot(), window: Double = 1, hz: Int = 100, provider: ActivityProvider,
-                excludedPids: Set<Int32> = [getpid()]) {
+                excludedPids: Set<Int32>? = nil) {
         self.proc = proc
         self.window = window
         self.hz = hz
         self.provider = provider
-        self.excludedPids = excludedPids
+        self.excludedPids = excludedPids ?? (proc.isLive ? [getpid()] : [])
     }
 
     /// The activity source `diagnose` and `demo` use: the tracer's sampler on the live

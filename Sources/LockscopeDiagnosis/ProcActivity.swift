@@ -67,7 +67,7 @@ public struct ProcActivity: ActivityProvider {
             if next >= end { break }
             sleepUntil(next)
         } while true
-        let observed = max(0, now() - start)
+        let observed = live ? max(0, now() - start) : 0   // a recorded tree has no window
 
         for pid in pids {
             guard let threads = tracks[pid], !threads.isEmpty else { continue }

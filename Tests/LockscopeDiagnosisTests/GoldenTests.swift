@@ -2,6 +2,7 @@ import XCTest
 @testable import LockscopeCore
 @testable import LockscopeDiagnosis
 @testable import LockscopeRender
+import LockscopeTestSupport
 
 /// The text report and the DOT graph on fixture data, compared byte for byte
 /// with Fixtures/golden/*. To accept a deliberate change:
@@ -10,18 +11,7 @@ final class GoldenTests: XCTestCase {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden").path
 
     func check(_ name: String, _ actual: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let path = dir + "/" + name
-        if ProcessInfo.processInfo.environment["LOCKSCOPE_UPDATE_GOLDEN"] == "1" {
-            try actual.write(toFile: path, atomically: true, encoding: .utf8)
-            return
-        }
-        let expected = try String(contentsOfFile: path, encoding: .utf8)
-        if expected != actual {
-            let e = expected.split(separator: "\n", omittingEmptySubsequences: false)
-            let a = actual.split(separator: "\n", omittingEmptySubsequences: false)
-            let first = zip(e, a).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(e.count, a.count)
-            XCTFail("\(name) differs from the golden file at line \(first + 1):\n- \(first < e.count ? String(e[first]) : "(end)")\n+ \(first < a.count ? String(a[first]) : "(end)")\n(LOCKSCOPE_UPDATE_GOLDEN=1 to accept)", file: file, line: line)
-        }
+        try assertGolden(actual, path: dir + "/" + name, file: file, line: line)
     }
 
     func text(_ d: Diagnosis) -> String { DiagnosisText(style: .plain).render(d).joined(separator: "\n") + "\n" }
