@@ -1,10 +1,11 @@
 import Foundation
 import XCTest
+import LockscopeTestSupport
 
 /// Each bad input: one clear line on stderr, a documented exit code, no stack trace.
 final class BadInputTests: XCTestCase {
-    func assertOneLineError(_ r: CLIResult, status: Int32, contains needle: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
+    func assertOneLineError(_ r: CommandResult, status: Int32, contains needle: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.exitCode, status, "stderr: \(r.stderr)", file: file, line: line)
         XCTAssertTrue(r.stderr.contains(needle), "stderr was: \(r.stderr)", file: file, line: line)
         XCTAssertFalse(r.stderr.contains("Fatal error"), file: file, line: line)
         XCTAssertEqual(r.stdout, "", file: file, line: line)
@@ -27,50 +28,48 @@ final class BadInputTests: XCTestCase {
     }
 
     func testPathWithNoLocks() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-cli-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let f = dir.appendingPathComponent("free.lock").path
-        FileManager.default.createFile(atPath: f, contents: nil)
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let f = try dir.touch("free.lock")
         let r = try CLI.run(["who", f])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.exitCode, 1)
         XCTAssertTrue(r.stdout.contains("no locks"), r.stdout)
         let j = try CLI.run(["who", "--json", f])
-        XCTAssertEqual(j.status, 1)
+        XCTAssertEqual(j.exitCode, 1)
         let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((obj?["locks"] as? [Any])?.count, 0)
     }
 
     func testNoFileArgument() throws {
         let r = try CLI.run(["who"])
-        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.exitCode, 64)
         XCTAssertTrue(r.stderr.contains("Missing expected argument"), r.stderr)
     }
 
     func testConflictingFlags() throws {
         let r = try CLI.run(["waiters", "--json", "--each", "/tmp"])
-        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.exitCode, 64)
         XCTAssertTrue(r.stderr.contains("--each only changes text output"), r.stderr)
     }
 
     func testBadListFilters() throws {
-        XCTAssertEqual(try CLI.run(["list", "--kind", "bogus"]).status, 64)
-        XCTAssertEqual(try CLI.run(["list", "--pid", "0"]).status, 64)
+        XCTAssertEqual(try CLI.run(["list", "--kind", "bogus"]).exitCode, 64)
+        XCTAssertEqual(try CLI.run(["list", "--pid", "0"]).exitCode, 64)
         let r = try CLI.run(["list", "--path", "/nonexistent/x"])
         assertOneLineError(r, status: 66, contains: "no such file")
     }
 
     func testBadProcRoot() throws {
         let r = try CLI.run(["list", "--proc-root", "/nonexistent"])
-        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.exitCode, 64)
         XCTAssertTrue(r.stderr.contains("no 'locks' file there"), r.stderr)
     }
 
     func testUnknownSubcommandAndHelp() throws {
-        XCTAssertEqual(try CLI.run(["frobnicate"]).status, 64)
+        XCTAssertEqual(try CLI.run(["frobnicate"]).exitCode, 64)
         let help = try CLI.run(["--help"])
-        XCTAssertEqual(help.status, 0)
-        for cmd in ["who", "waiters", "list"] { XCTAssertTrue(help.stdout.contains(cmd), cmd) }
+        XCTAssertEqual(help.exitCode, 0)
+        for cmd in ["who", "waiters", "list", "diagnose", "demo", "trace"] { XCTAssertTrue(help.stdout.contains("\n  \(cmd) "), cmd) }
     }
 }
 
@@ -84,7 +83,7 @@ final class FixtureOutputTests: XCTestCase {
         let line = try XCTUnwrap(locks.split(separator: "\n").first(where: { $0.split(separator: " ")[4] == pid }))
         let identity = String(line.split(separator: " ")[5])
         let text = try CLI.run(["who", "--proc-root", root, identity])
-        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertEqual(text.exitCode, 0, text.stderr)
         XCTAssertFalse(text.stdout.contains("\u{1b}"), "no raw escape may reach the terminal")
         XCTAssertTrue(text.stdout.contains("evil\\nname\\e[31m.lock"), text.stdout)
         let json = try CLI.run(["who", "--json", "--proc-root", root, identity])
@@ -99,7 +98,7 @@ final class FixtureOutputTests: XCTestCase {
     func testListOnFixture() throws {
         let root = CLI.fixtures + "/posix-ranges"
         let r = try CLI.run(["list", "--proc-root", root, "--kind", "posix"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.exitCode, 0, r.stderr)
         let rows = r.stdout.split(separator: "\n")
         XCTAssertTrue(rows[0].hasPrefix("KIND"))
         XCTAssertEqual(rows.count, 3, r.stdout)
@@ -114,6 +113,12 @@ final class FixtureOutputTests: XCTestCase {
     func testNoColorWhenPiped() throws {
         let root = CLI.fixtures + "/flock-chain"
         let r = try CLI.run(["list", "--proc-root", root])
-        XCTAssertFalse(r.stdout.contains("\u{1b}["))
+        XCTAssertEqual(r.exitCode, 0, r.stderr)
+        XCTAssertEqual(r.stderr, "")
+        let rows = r.stdout.split(separator: "\n")
+        XCTAssertEqual(rows.count, 3, r.stdout)
+        XCTAssertTrue(rows.first?.hasPrefix("KIND") ?? false, r.stdout)
+        XCTAssertTrue(rows.last?.hasSuffix("/chain.lock") ?? false, r.stdout)
+        XCTAssertFalse(r.stdout.contains("\u{1b}"), "no escape sequence in piped output")
     }
 }

@@ -45,7 +45,7 @@ final class CLIGoldenTests: XCTestCase {
             for run in Self.runs {
                 let r = try CLI.run(run.args + ["--proc-root", root] + (run.identities ? ids : []))
                 try assertGolden(r.stdout, path: "\(Self.golden)/\(fixture)/\(run.name)")
-                status += "\(run.name): exit \(r.status)" + (r.stderr.isEmpty ? "" : ", stderr: " + r.stderr.replacingOccurrences(of: "\n", with: "\\n")) + "\n"
+                status += "\(run.name): exit \(r.exitCode)" + (r.stderr.isEmpty ? "" : ", stderr: " + r.stderr.replacingOccurrences(of: "\n", with: "\\n")) + "\n"
             }
             try assertGolden(status, path: "\(Self.golden)/\(fixture)/status")
         }

@@ -18,8 +18,6 @@ final class DemoTests: XCTestCase {
         Snapshot(mountinfo: readProcText("/proc/self/mountinfo") ?? "", udp: readProcText("/proc/net/udp") ?? "")
     }
 
-    func requireDemo() throws { try requireSubcommand("demo") }
-
     /// Nothing the demo started may remain: processes, locks on its file, mounts,
     /// blackhole sockets, its directory.
     func assertNothingLeft(dir: String, pids: [Int32], inode: Int64?, nameservers: [String], before: Snapshot,
@@ -50,7 +48,6 @@ final class DemoTests: XCTestCase {
 
     func testDemoReproducesTheIncidentAndLeavesNothingBehind() throws {
         try requireRoot("the demo's root mode (a private mount namespace)")
-        try requireDemo()
         let before = snapshot()
         let r = try runCommand([TestBinaries.lockscope, "demo", "--json", "--waiters", "6", "--window", "0.5"], timeout: 60)
         XCTAssertEqual(r.exitCode, 0, r.stderr)
@@ -90,7 +87,6 @@ final class DemoTests: XCTestCase {
     /// Ctrl-C while the scene stands: everything stops, exit 130.
     func testDemoCleansUpOnInterrupt() throws {
         try requireRoot("the demo's root mode (a private mount namespace)")
-        try requireDemo()
         let before = snapshot()
         guard let out = DemoSystem.pipe2(), let input = DemoSystem.pipe2() else { return XCTFail("pipe") }
         let devnull = open("/dev/null", O_WRONLY)
@@ -130,7 +126,6 @@ final class DemoTests: XCTestCase {
     /// and otherwise says why in one line (exit 69).
     func testDemoWithoutRoot() throws {
         try requireRoot("switching to an unprivileged user to test the unprivileged path")
-        try requireDemo()
         guard let setpriv = which("setpriv") else { try skip("setpriv (util-linux) is not installed") }
         // The binaries must be reachable for an unprivileged user.
         let probe = try runCommand([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", TestBinaries.lockscope, "--version"])
@@ -150,14 +145,5 @@ final class DemoTests: XCTestCase {
         let findings = ((json["diagnosis"] as? [String: Any])?["findings"] as? [[String: Any]]) ?? []
         XCTAssertTrue(findings.contains { $0["rule"] as? String == "dns-timeout" }, "\(findings)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: demo["dir"] as? String ?? "/"))
-    }
-}
-
-/// Skips (with the reason printed) when the root command does not list `name`
-/// yet: the lead registers `diagnose` and `demo` in Sources/lockscope/Subcommands.swift.
-func requireSubcommand(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-    let r = try runCommand([TestBinaries.lockscope, "--help"], timeout: 10)
-    if !r.stdout.contains("\n  \(name) ") {
-        try skip("`lockscope \(name)` is not registered in this build's root command", file: file, line: line)
     }
 }

@@ -13,8 +13,7 @@ final class DiagnoseCLITests: XCTestCase {
     }
 
     func run(_ args: [String], timeout: Double = 30) throws -> CommandResult {
-        try requireSubcommand("diagnose")
-        return try runCommand([TestBinaries.lockscope, "diagnose"] + args, timeout: timeout)
+        try runCommand([TestBinaries.lockscope, "diagnose"] + args, timeout: timeout)
     }
 
     func testNoContentionIsZero() throws {

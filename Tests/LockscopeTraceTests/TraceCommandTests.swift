@@ -7,11 +7,11 @@ import LockscopeTestSupport
 /// The ptrace safety promises are checked from outside the tracer's process.
 final class TraceCommandTests: XCTestCase {
     /// A process started in the background (lockscope, or a shell tracee), with its
-    /// stdout collected. Killed (only this pid) if still running at the end.
+    /// stdout collected and its stderr passed through to the test log (no pipe left
+    /// unread to fill up). Killed (only this pid) if still running at the end.
     final class Background {
         let process = Process()
         let out = Pipe()
-        let err = Pipe()
         private var collected = Data()
         private let lock = NSLock()
 
@@ -19,7 +19,7 @@ final class TraceCommandTests: XCTestCase {
             process.executableURL = URL(fileURLWithPath: argv[0])
             process.arguments = Array(argv.dropFirst())
             process.standardOutput = out
-            process.standardError = err
+            process.standardError = FileHandle.standardError
             process.standardInput = FileHandle.nullDevice
             out.fileHandleForReading.readabilityHandler = { [weak self] h in
                 let d = h.availableData
@@ -43,8 +43,6 @@ final class TraceCommandTests: XCTestCase {
             lock.lock(); collected.append(rest); lock.unlock()
             return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         }
-
-        var stderrText: String { String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
 
         func stop() {
             if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
