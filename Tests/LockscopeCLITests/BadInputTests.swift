@@ -77,8 +77,7 @@ final class BadInputTests: XCTestCase {
 final class FixtureOutputTests: XCTestCase {
     func testHostileNameIsEscapedInTextAndExactInJSON() throws {
         let root = CLI.fixtures + "/hostile-name"
-        let manifest = try String(contentsOfFile: root + "/manifest", encoding: .utf8)
-        let pid = manifest.split(separator: " ")[1].trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = String(try XCTUnwrap(CLI.roles("hostile-name")["owner"]?.first))
         let locks = try String(contentsOfFile: root + "/locks", encoding: .utf8)
         let line = try XCTUnwrap(locks.split(separator: "\n").first(where: { $0.split(separator: " ")[4] == pid }))
         let identity = String(line.split(separator: " ")[5])

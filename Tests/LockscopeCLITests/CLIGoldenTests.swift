@@ -50,4 +50,28 @@ final class CLIGoldenTests: XCTestCase {
             try assertGolden(status, path: "\(Self.golden)/\(fixture)/status")
         }
     }
+
+    /// The socket rules on a recorded tree: the holder's fd links and its own net/
+    /// tables (scripts/record-fixture keeps its sockets' rows) name the peer, its
+    /// recorded root/etc/resolv.conf the nameserver. A call whose descriptor is an
+    /// argument (recvfrom) is enough; poll's descriptors live in the holder's memory,
+    /// which a recorded tree does not have, so the udp-poll holder (a thread in poll)
+    /// gets no socket finding here; LiveRuleTests covers it on the live system.
+    func testSocketRulesOnARecordedTree() throws {
+        let roles = try CLI.roles("net-holders")
+        let r = try CLI.run(["diagnose", "--json", "--window", "0", "--proc-root", CLI.fixtures + "/net-holders"])
+        XCTAssertEqual(r.exitCode, 3, r.stderr)
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let findings = try XCTUnwrap(doc["findings"] as? [[String: Any]])
+        let byPid = Dictionary(findings.map { ($0["pid"] as? Int ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+        let dns = try XCTUnwrap(byPid[try XCTUnwrap(roles["dns_recv_holder"]?.first)], "\(findings)")
+        XCTAssertEqual(dns["rule"] as? String, "dns-timeout")
+        let evidence = try XCTUnwrap(dns["evidence"] as? [String: Any], "\(dns)")
+        XCTAssertEqual(evidence["peer"] as? String, "127.0.0.153:53")
+        XCTAssertEqual(evidence["worst_case_seconds"] as? Int, 10)
+        let tcp = try XCTUnwrap(byPid[try XCTUnwrap(roles["tcp_holder"]?.first)], "\(findings)")
+        XCTAssertEqual(tcp["rule"] as? String, "holder-network")
+        XCTAssertEqual((tcp["evidence"] as? [String: Any])?["tcp_state"] as? String, "ESTABLISHED")
+        XCTAssertNil(byPid[try XCTUnwrap(roles["dns_poll_holder"]?.first)])
+    }
 }

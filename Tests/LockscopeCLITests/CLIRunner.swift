@@ -13,4 +13,14 @@ enum CLI {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("LockscopeCoreTests/Fixtures").path
     }
+
+    /// A fixture's `manifest`: role → pids, as scripts/fixtures/record-all.py wrote it.
+    static func roles(_ fixture: String) throws -> [String: [Int]] {
+        var roles: [String: [Int]] = [:]
+        for line in try String(contentsOfFile: fixtures + "/" + fixture + "/manifest", encoding: .utf8).split(separator: "\n") {
+            let words = line.split(separator: " ")
+            roles[String(words[0])] = words.dropFirst().compactMap { Int($0) }
+        }
+        return roles
+    }
 }
