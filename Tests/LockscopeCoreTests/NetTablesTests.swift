@@ -1,6 +1,5 @@
 import XCTest
 @testable import LockscopeCore
-@testable import LockscopeTrace
 
 /// The net-table parsers on text recorded from Linux 6.x.
 final class NetTablesTests: XCTestCase {
@@ -60,42 +59,5 @@ final class NetTablesTests: XCTestCase {
         XCTAssertEqual(formatIPv6(b([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])), "2001:db8::1:0:0:1")
         XCTAssertEqual(formatIPv6(b([0xfe80, 0, 0, 0, 0x1, 0x2, 0x3, 0x4])), "fe80::1:2:3:4")
         XCTAssertEqual(formatIPv6(b([1, 0, 2, 3, 4, 5, 6, 7])), "1:0:2:3:4:5:6:7")
-    }
-
-    func testFdClassification() {
-        XCTAssertEqual(FdResolver.classify("socket:[123]"), .otherSocket(inode: 123))
-        XCTAssertEqual(FdResolver.classify("pipe:[9]"), .pipe(inode: 9, peers: []))
-        XCTAssertEqual(FdResolver.classify("anon_inode:[eventfd]"), .anon("[eventfd]"))
-        XCTAssertEqual(FdResolver.classify("/run/xtables.lock (deleted)"), .path("/run/xtables.lock (deleted)"))
-    }
-
-    func testSchedExecStartAndKernelThreadFlag() {
-        XCTAssertEqual(SamplingRun.execStart("x (1, #threads: 1)\n---\nse.exec_start                                :       3131175.206397\nse.vruntime : 1\n"), 3131175.206397)
-        XCTAssertNil(SamplingRun.execStart("nothing"))
-        XCTAssertTrue(TargetCheck.isKernelThread(stat: "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0"))
-        XCTAssertFalse(TargetCheck.isKernelThread(stat: "1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0"))
-    }
-
-    /// The sampler's allocation-free parsers agree with the Core ones.
-    func testRawStatAndSyscallParsers() {
-        let stat = "4696 (ipt ables) (x) S 4690 4696 4696 0 -1 4194560 130 0 0 0 7 3 0 0 20 0 3 0 12345 1000 200 18446744073709551615"
-        stat.utf8CString.withUnsafeBytes { raw in
-            let b = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 1)])
-            let f = RawStat(b)
-            XCTAssertEqual(f?.comm(b), "ipt ables) (x")
-            XCTAssertEqual(f?.state, UInt8(ascii: "S"))
-            XCTAssertEqual(f?.utime, 7)
-            XCTAssertEqual(f?.stime, 3)
-            XCTAssertEqual(f?.threads, 3)
-        }
-        var key = [UInt64](repeating: 0, count: 9)
-        func parse(_ s: String) -> RawSyscall {
-            s.utf8CString.withUnsafeBytes { RawSyscall.parse(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 1)]), into: &key) }
-        }
-        XCTAssertEqual(parse("7 0x7ffd1c2b3a40 0x1 0xbb8 0x0 0x0 0x0 0x7ffd1c2b3a00 0x7f3a5c4e1b2f\n"), .inSyscall(7))
-        XCTAssertEqual(key, [7, 0x7ffd1c2b3a40, 1, 0xbb8, 0, 0, 0, 0x7ffd1c2b3a00, 0x7f3a5c4e1b2f])
-        XCTAssertEqual(parse("running\n"), .running)
-        XCTAssertEqual(parse("-1 0x7ffd1c2b3a00 0x7f3a5c4e1b2f\n"), .notInSyscall)
-        XCTAssertEqual(parse("7 0x1\n"), .unreadable)
     }
 }
