@@ -51,6 +51,15 @@ final class CLIGoldenTests: XCTestCase {
         }
     }
 
+    /// `diagnose --json` findings on a recorded tree, by pid; the exit status must be 3 (contention).
+    func findings(_ fixture: String, file: StaticString = #filePath, line: UInt = #line) throws -> [Int: [String: Any]] {
+        let r = try CLI.run(["diagnose", "--json", "--window", "0", "--proc-root", CLI.fixtures + "/" + fixture])
+        XCTAssertEqual(r.exitCode, 3, r.stderr, file: file, line: line)
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], file: file, line: line)
+        let list = try XCTUnwrap(doc["findings"] as? [[String: Any]], file: file, line: line)
+        return Dictionary(list.map { ($0["pid"] as? Int ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// The socket rules on a recorded tree: the holder's fd links and its own net/
     /// tables (scripts/record-fixture keeps its sockets' rows) name the peer, its
     /// recorded root/etc/resolv.conf the nameserver. A call whose descriptor is an
@@ -59,19 +68,26 @@ final class CLIGoldenTests: XCTestCase {
     /// gets no socket finding here; LiveRuleTests covers it on the live system.
     func testSocketRulesOnARecordedTree() throws {
         let roles = try CLI.roles("net-holders")
-        let r = try CLI.run(["diagnose", "--json", "--window", "0", "--proc-root", CLI.fixtures + "/net-holders"])
-        XCTAssertEqual(r.exitCode, 3, r.stderr)
-        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        let findings = try XCTUnwrap(doc["findings"] as? [[String: Any]])
-        let byPid = Dictionary(findings.map { ($0["pid"] as? Int ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
-        let dns = try XCTUnwrap(byPid[try XCTUnwrap(roles["dns_recv_holder"]?.first)], "\(findings)")
+        let byPid = try findings("net-holders")
+        let dns = try XCTUnwrap(byPid[try XCTUnwrap(roles["dns_recv_holder"]?.first)], "\(byPid)")
         XCTAssertEqual(dns["rule"] as? String, "dns-timeout")
         let evidence = try XCTUnwrap(dns["evidence"] as? [String: Any], "\(dns)")
         XCTAssertEqual(evidence["peer"] as? String, "127.0.0.153:53")
         XCTAssertEqual(evidence["worst_case_seconds"] as? Int, 10)
-        let tcp = try XCTUnwrap(byPid[try XCTUnwrap(roles["tcp_holder"]?.first)], "\(findings)")
+        let tcp = try XCTUnwrap(byPid[try XCTUnwrap(roles["tcp_holder"]?.first)], "\(byPid)")
         XCTAssertEqual(tcp["rule"] as? String, "holder-network")
         XCTAssertEqual((tcp["evidence"] as? [String: Any])?["tcp_state"] as? String, "ESTABLISHED")
         XCTAssertNil(byPid[try XCTUnwrap(roles["dns_poll_holder"]?.first)])
+    }
+
+    /// holder-io on a recorded tree: a D-state holder (creating a file on a frozen
+    /// filesystem) with the kernel stack the recorder read as root.
+    func testIORuleWithKernelStackOnARecordedTree() throws {
+        let holder = try XCTUnwrap(try CLI.roles("io-holder")["holder"]?.first)
+        let f = try XCTUnwrap(try findings("io-holder")[holder])
+        XCTAssertEqual(f["rule"] as? String, "holder-io")
+        let evidence = try XCTUnwrap(f["evidence"] as? [String: Any], "\(f)")
+        XCTAssertEqual(evidence["state"] as? String, "D")
+        XCTAssertEqual((evidence["kernel_stack"] as? [String])?.first?.hasPrefix("percpu_rwsem_wait"), true, "\(evidence)")
     }
 }

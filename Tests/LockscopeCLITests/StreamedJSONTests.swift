@@ -12,7 +12,7 @@ final class StreamedJSONTests: XCTestCase {
 
     func testStreamedDocumentEqualsTheTree() throws {
         let json = ReportJSON(syscallName: { $0 == 73 ? "flock" : nil })
-        for name in ["flock-chain", "ofd", "posix-ranges", "leaked-fd", "hostile-name", "lease", "pid-reused", "net-holders"] {
+        for name in ["flock-chain", "ofd", "posix-ranges", "leaked-fd", "hostile-name", "lease", "pid-reused", "net-holders", "io-holder"] {
             let proc = ProcRoot(CLI.fixtures + "/" + name)
             let report = try LockScanner(proc: proc, excludedPids: []).allLocks(options: .init(coHolders: true))
             XCTAssertFalse(report.locks.isEmpty, name)
