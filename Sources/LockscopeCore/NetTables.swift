@@ -20,7 +20,7 @@ public enum NetProtocol: String, Sendable, Hashable, CaseIterable {
 
 /// An IP address and port as the tables print them, decoded: `127.0.0.53`, `53`.
 public struct NetEndpoint: Sendable, Hashable, CustomStringConvertible {
-    /// Dotted quad for IPv4 (also for v4-mapped IPv6 addresses), RFC 5952 text for IPv6.
+    /// Dotted quad for IPv4, RFC 5952 text for IPv6 (v4-mapped as `::ffff:a.b.c.d`, as `ss` prints it).
     public var address: String
     public var port: Int
 

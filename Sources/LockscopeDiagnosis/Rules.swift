@@ -388,23 +388,6 @@ enum Rules {
     }
 }
 
-/// `2 s`, `1.5 s`, `41 s`, `2 min 3 s`: durations in prose.
-public func durationText(_ s: Double) -> String {
-    if s < 10 {
-        let r = (s * 10).rounded() / 10
-        if r == r.rounded() { return "\(Int(r)) s" }
-        return formatTenths(r) + " s"
-    }
-    let t = Int(s.rounded())
-    if t < 120 { return "\(t) s" }
-    return "\(t / 60) min \(t % 60) s"
-}
-
-func formatTenths(_ v: Double) -> String {
-    let tenths = Int((v * 10).rounded())
-    return "\(tenths / 10).\(tenths % 10)"
-}
-
 extension String {
     var capitalizedFirst: String { first.map { String($0).uppercased() + dropFirst() } ?? self }
     var lowercasedFirst: String {

@@ -1,3 +1,5 @@
+import LockscopeCore
+
 /// A JSON value with ordered object keys, and its serializer.
 ///
 /// Renderers build a `JSONValue` from the model and write it; keys keep the
@@ -95,18 +97,4 @@ public indirect enum JSONValue: Sendable, Equatable {
         buf += "\""
         out.write(buf)
     }
-}
-
-/// Fixed-point formatting without Foundation's `String(format:)`.
-public func formatDecimal(_ value: Double, places: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let rounded = (value * scale).rounded()
-    let negative = rounded < 0
-    let magnitude = UInt64(abs(rounded))
-    let intPart = magnitude / UInt64(scale)
-    var frac = String(magnitude % UInt64(scale))
-    if places == 0 { return (negative ? "-" : "") + String(intPart) }
-    frac = String(repeating: "0", count: places - frac.count) + frac
-    return (negative ? "-" : "") + String(intPart) + "." + frac
 }

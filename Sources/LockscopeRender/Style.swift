@@ -73,16 +73,3 @@ public struct Table {
         return [line(headers, header: true)] + rows.map { line($0, header: false) }
     }
 }
-
-/// `41s`, `12m03s`, `3h02m`, `5d04h`: short and sortable by eye.
-public func formatAge(_ seconds: Double?) -> String {
-    guard let s = seconds else { return "-" }
-    if s < 10 { return formatDecimal(s, places: 1) + "s" }
-    let t = Int(s)
-    if t < 60 { return "\(t)s" }
-    if t < 3600 { return "\(t / 60)m" + two(t % 60) + "s" }
-    if t < 86400 { return "\(t / 3600)h" + two((t % 3600) / 60) + "m" }
-    return "\(t / 86400)d" + two((t % 86400) / 3600) + "h"
-}
-
-func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }

@@ -156,7 +156,7 @@ public enum TraceJSON {
             ("number", .int(Int64(c.number))),
             ("arch", .string(c.arch.rawValue)),
             ("classes", .array(SyscallClass.named.filter { $0.0 != "network" && c.classes.contains($0.1) }.map { .string($0.0) })),
-            ("text", .string(TraceText.call(c))),
+            ("text", .string(CallText.call(c))),
             ("args", .array(c.args.map { .object([("name", .string($0.name))] + value($0.value)) })),
             ("raw", .array(c.raw.map { .string("0x" + String($0, radix: 16)) })),
         ])
@@ -244,7 +244,7 @@ public enum TraceJSON {
                 ("local", .string(s.local?.description)), ("remote", .string(s.remote?.description)),
                 ("local_address", .string(s.local?.address)), ("local_port", .int(s.local?.port)),
                 ("remote_address", .string(s.remote?.address)), ("remote_port", .int(s.remote?.port)),
-                ("state", .string(s.state)), ("path", .string(s.path)), ("text", .string(TraceText.socket(s))),
+                ("state", .string(s.state)), ("path", .string(s.path)), ("text", .string(CallText.socket(s))),
             ])
         case .otherSocket(let inode): return .object([("kind", .string("socket")), ("proto", .null), ("inode", .int(Int64(inode)))])
         case .pipe(let inode, let peers):
