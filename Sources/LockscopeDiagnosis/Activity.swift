@@ -1,87 +1,12 @@
 import LockscopeCore
+import LockscopeTrace
 
-/// What diagnosis needs to know about what a process is doing: a narrow view
-/// built from the tracer's sampler (live), from the scan's thread snapshot
-/// (fallback), or by hand (tests). Rules read only this, never /proc.
+/// What diagnosis needs to know about what a process is doing: the tracer's
+/// values (the decoded call, the descriptors it waits on), from the sampler
+/// (live or on a fixture tree), the ptrace tracer, or built by hand (tests).
+/// Rules read only this, never /proc; renderers format the call.
 
-/// A socket as /proc/PID/net/{tcp,udp,…} shows it.
-public struct SocketInfo: Sendable, Hashable {
-    /// `UDP`, `TCP`, `UDP6`, `TCP6`, `UNIX`, `RAW`, `NETLINK` …
-    public var proto: String
-    public var localAddress: String?
-    public var localPort: Int?
-    public var remoteAddress: String?
-    public var remotePort: Int?
-    /// TCP state name (`ESTABLISHED`, `SYN_SENT` …) or nil.
-    public var state: String?
-    /// Unix socket path, when it has one.
-    public var path: String?
-
-    public init(proto: String, localAddress: String? = nil, localPort: Int? = nil, remoteAddress: String? = nil,
-                remotePort: Int? = nil, state: String? = nil, path: String? = nil) {
-        self.proto = proto
-        self.localAddress = localAddress
-        self.localPort = localPort
-        self.remoteAddress = remoteAddress
-        self.remotePort = remotePort
-        self.state = state
-        self.path = path
-    }
-
-    public var isInet: Bool { proto.hasPrefix("UDP") || proto.hasPrefix("TCP") }
-    public var isUDP: Bool { proto.hasPrefix("UDP") }
-
-    /// `10.0.0.1:53`, `[fe80::1]:53`.
-    public var remote: String? { remoteAddress.map { Self.endpoint($0, remotePort) } }
-    public var local: String? { localAddress.map { Self.endpoint($0, localPort) } }
-
-    static func endpoint(_ address: String, _ port: Int?) -> String {
-        let a = address.contains(":") ? "[" + address + "]" : address
-        return port.map { a + ":" + String($0) } ?? a
-    }
-
-    /// `UDP 127.0.0.1:56750 → 10.0.0.1:53`.
-    public var description: String {
-        if proto == "UNIX" { return "UNIX " + (path ?? "(unnamed)") }
-        var s = proto
-        if let l = local { s += " " + l }
-        if let r = remote { s += " → " + r }
-        if let st = state, !proto.hasPrefix("UDP") { s += " (" + st + ")" }
-        return s
-    }
-}
-
-/// What a descriptor refers to.
-public enum FdTarget: Sendable, Hashable {
-    case file(String)
-    case socket(SocketInfo)
-    case pipe(String)
-    /// `anon_inode:[eventfd]` and anything else readlink shows.
-    case other(String)
-
-    public var socket: SocketInfo? { if case .socket(let s) = self { return s } else { return nil } }
-
-    public var description: String {
-        switch self {
-        case .file(let p): return p
-        case .socket(let s): return s.description
-        case .pipe(let p): return p
-        case .other(let o): return o
-        }
-    }
-}
-
-/// One descriptor a blocking call waits on.
-public struct WaitedFd: Sendable, Hashable {
-    public var fd: Int32
-    public var target: FdTarget?
-    public init(fd: Int32, target: FdTarget?) {
-        self.fd = fd
-        self.target = target
-    }
-}
-
-/// The blocking call a thread is in, decoded as far as the source could.
+/// The kind of wait a thread's call is, as far as the rules tell waits apart.
 public enum BlockingCall: Sendable, Hashable {
     /// flock(fd, op) or fcntl(fd, F_SETLKW / F_OFD_SETLKW).
     case lock(fd: Int32, file: FileIdentity?, path: String?, operation: String)
@@ -92,9 +17,68 @@ public enum BlockingCall: Sendable, Hashable {
     /// futex wait; `ownerTid` when the word (or a glibc mutex's owner field) names a thread.
     case futex(address: UInt64?, ownerTid: Int32?)
     /// poll/select/epoll_wait/read/recv/connect/sendto… on descriptors.
-    case io(fds: [WaitedFd], timeoutMs: Int?)
+    case io(fds: [ResolvedFd], timeoutMs: Int?)
     /// Some other system call.
     case other
+
+    /// What kind of wait `c` is; `processTids` are the threads of its process
+    /// (a futex word holding one of them names the thread waited for).
+    public init(_ c: DecodedSyscall, processTids: Set<Int32>) {
+        switch c.name {
+        case "flock":
+            if let op = c.flockOperation, !op.nonBlocking, op.kind != .unlock, let fd = c.fds.first {
+                self = .lock(fd: fd.fd, file: nil, path: fd.what?.path, operation: op.kind.rawValue)
+                return
+            }
+        case "fcntl", "fcntl64":
+            if let (cmd, _) = c.fcntl, cmd.waitsForLock, let fd = c.fds.first {
+                self = .lock(fd: fd.fd, file: nil, path: fd.what?.path, operation: cmd.name)
+                return
+            }
+        case "wait4", "waitid", "waitpid":
+            if case .child(let pid)? = c.waitTarget { self = .waitChild(pid: pid) } else { self = .waitChild(pid: nil) }
+            return
+        case "nanosleep", "clock_nanosleep", "pause":
+            self = .sleep(seconds: c.timeout?.seconds)
+            return
+        case "futex", "futex_waitv", "futex_wait":
+            var owner: Int32? = nil
+            if let f = c.futex, let v = f.value {
+                let tid = Int32(bitPattern: v & 0x3fff_ffff)   // FUTEX_TID_MASK
+                // PI futexes hold the owner's tid; pthread_join waits on the joined thread's tid.
+                if f.operation.isPI || processTids.contains(tid) { owner = tid > 0 ? tid : nil }
+            }
+            self = .futex(address: c.futex?.address, ownerTid: owner)
+            return
+        default:
+            break
+        }
+        var fds = c.fds
+        let timeoutMs = c.timeout.flatMap { t -> Int? in
+            if case .infinite = t { return -1 }
+            return t.milliseconds.map { Int($0.rounded()) }
+        }
+        if c.classes.contains(.poll) || c.classes.contains(.net) || c.classes.contains(.desc) {
+            // select/poll with no descriptors is a sleep (old-style retry loops use it);
+            // a descriptor list that could not be read (a recorded tree) is not "none".
+            let unread = c.args.contains { a in
+                if case .unreadable = a.value { return a.name.hasSuffix("fds") } else { return false }
+            }
+            if fds.isEmpty && !unread && c.classes.contains(.poll) { self = .sleep(seconds: c.timeout?.seconds); return }
+            // connect/sendto on an unconnected socket: the address argument is the peer.
+            if let addr = c.socketAddress?.endpoint, case .socket(var s)? = fds.first?.what, s.remote == nil {
+                s.remote = addr
+                fds[0].what = .socket(s)
+            }
+            if !fds.isEmpty { self = .io(fds: fds, timeoutMs: timeoutMs == -1 ? nil : timeoutMs); return }
+        }
+        self = .other
+    }
+}
+
+extension FdDescription {
+    /// The file's path, when the descriptor is a file.
+    public var path: String? { if case .path(let p) = self { return p } else { return nil } }
 }
 
 /// One thread over the observation window.
@@ -102,11 +86,9 @@ public struct ThreadActivity: Sendable, Hashable {
     public var tid: Int32
     /// R, S, D, T, t, Z … at the end of the window.
     public var state: Character
-    /// The system call it is in, by name (`poll`), or nil when running or unknown.
-    public var syscall: String?
+    /// The system call it is in, decoded, or nil when running or unknown.
+    public var current: DecodedSyscall?
     public var call: BlockingCall?
-    /// The call as a person reads it: `poll([{fd=4 UDP … → 10.0.0.1:53, POLLIN}], 1, 2000 ms)`.
-    public var decoded: String?
     /// How long it has been observed in the current call (lower bound).
     public var inCallSeconds: Double?
     public var wchan: String?
@@ -119,14 +101,13 @@ public struct ThreadActivity: Sendable, Hashable {
     /// Where the samples fell: `poll` 0.98, `running` 0.02 … largest first.
     public var histogram: [HistogramBin]
 
-    public init(tid: Int32, state: Character, syscall: String? = nil, call: BlockingCall? = nil, decoded: String? = nil,
+    public init(tid: Int32, state: Character, current: DecodedSyscall? = nil, call: BlockingCall? = nil,
                 inCallSeconds: Double? = nil, wchan: String? = nil, kernelStack: [String]? = nil,
                 cpuSeconds: Double? = nil, runningFraction: Double? = nil, histogram: [HistogramBin] = []) {
         self.tid = tid
         self.state = state
-        self.syscall = syscall
+        self.current = current
         self.call = call
-        self.decoded = decoded
         self.inCallSeconds = inCallSeconds
         self.wchan = wchan
         self.kernelStack = kernelStack
@@ -134,6 +115,9 @@ public struct ThreadActivity: Sendable, Hashable {
         self.runningFraction = runningFraction
         self.histogram = histogram
     }
+
+    /// The system call it is in, by name (`poll`).
+    public var syscall: String? { current?.name }
 }
 
 public struct HistogramBin: Sendable, Hashable {
@@ -149,11 +133,9 @@ public struct HistogramBin: Sendable, Hashable {
 public enum ActivitySource: String, Sendable, Hashable {
     /// The tracer's sampler over a window (stops nothing).
     case sampler
-    /// Diagnosis's own /proc sampler over a window (the fallback; stops nothing).
-    case procSampler = "proc-sampler"
     /// The opt-in ptrace tracer.
     case ptrace
-    /// One snapshot of /proc/PID/task/*/syscall from the scan (no window).
+    /// One sample of a recorded /proc tree (no window, no memory).
     case snapshot
 }
 

@@ -45,13 +45,12 @@ public struct Diagnoser: Sendable {
         self.excludedPids = excludedPids ?? (proc.isLive ? [getpid()] : [])
     }
 
-    /// The activity source `diagnose` and `demo` use: the tracer's sampler on the live
-    /// system, with the /proc sampler for anything it could not report; the /proc
-    /// sampler alone (one snapshot) on a fixture tree. `ptrace`: the tracer instead.
+    /// The activity source `diagnose` and `demo` use: the tracer's sampler (one
+    /// snapshot on a fixture tree). `ptrace`: the tracer, with the sampler for
+    /// anything it could not attach to.
     public static func liveProvider(proc: ProcRoot = ProcRoot(), ptrace: Bool = false) -> ActivityProvider {
-        guard proc.isLive else { return ProcActivity(proc: proc) }
-        if ptrace { return FallbackActivity(primary: PtraceActivity(proc: proc), fallback: ProcActivity(proc: proc)) }
-        return FallbackActivity(primary: SamplerActivity(proc: proc), fallback: ProcActivity(proc: proc))
+        if ptrace && proc.isLive { return FallbackActivity(primary: PtraceActivity(proc: proc), fallback: SamplerActivity(proc: proc)) }
+        return SamplerActivity(proc: proc)
     }
 
     /// Diagnoses `targets`, or every contended lock on the system when nil.

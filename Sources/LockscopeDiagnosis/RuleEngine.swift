@@ -1,4 +1,5 @@
 import LockscopeCore
+import LockscopeTrace
 
 /// Turns a `DiagnosisInput` into a `Diagnosis`: classifies what every holder is
 /// doing, follows holders that wait for other locks or for their children, finds
@@ -122,8 +123,8 @@ struct Explanation {
 /// The classification of one thread: what kind of wait it is in.
 enum Doing {
     case waitsLock(ThreadActivity?, LockEntry)
-    case dns(ThreadActivity, WaitedFd?, SocketInfo?)
-    case network(ThreadActivity, WaitedFd, SocketInfo)
+    case dns(ThreadActivity, ResolvedFd?, NetSocket?)
+    case network(ThreadActivity, ResolvedFd, NetSocket)
     case io(ThreadActivity)
     case waitsChild(ThreadActivity, [Int32])
     case futex(ThreadActivity)
@@ -331,13 +332,13 @@ struct RuleContext {
         if case .io(let fds, _)? = t.call {
             let conf = input.resolvConf[pid]
             for f in fds {
-                guard let target = f.target else { continue }
+                guard let target = f.what else { continue }
                 if case .socket(let s) = target {
                     if Rules.isDNS(s, conf: conf) { return .dns(t, f, s) }
                 }
             }
             for f in fds {
-                if case .socket(let s)? = f.target, s.isInet { return .network(t, f, s) }
+                if case .socket(let s)? = f.what, s.proto != .unix { return .network(t, f, s) }
             }
         }
         if t.state == "D" { return .io(t) }

@@ -1,4 +1,5 @@
 import LockscopeCore
+import LockscopeTrace
 
 /// One builder per rule: the summary sentence, the evidence as values, and the
 /// suggestion. Evidence keys are documented in docs/diagnose.md.
@@ -7,16 +8,15 @@ enum Rules {
 
     /// A socket to port 53, or to a nameserver the process's own resolv.conf lists,
     /// or a local resolver daemon's unix socket (nscd, systemd-resolved).
-    static func isDNS(_ s: SocketInfo, conf: ResolvConf?) -> Bool {
-        if s.isInet {
-            if s.remotePort == 53 { return true }
-            if let conf, let addr = s.remoteAddress, conf.nameserverIndex(of: addr) != nil, s.remotePort != nil,
-               s.remotePort != 0, !(conf.nameservers.isEmpty) {
-                return s.remotePort == 53 || s.isUDP
+    static func isDNS(_ s: NetSocket, conf: ResolvConf?) -> Bool {
+        if let r = s.remote {
+            if r.port == 53 { return true }
+            if let conf, conf.nameserverIndex(of: r.address) != nil, r.port != 0, !(conf.nameservers.isEmpty) {
+                return s.proto.isUDP
             }
             return false
         }
-        if s.proto == "UNIX", let p = s.path {
+        if s.proto == .unix, let p = s.path {
             return p.hasSuffix("/nscd/socket") || p.contains("systemd/resolve/io.systemd.Resolve")
         }
         return false
@@ -37,7 +37,7 @@ enum Rules {
         if t.tid != pid { e.append(EvidenceItem("tid", .int(Int64(t.tid)))) }
         e.append(EvidenceItem("state", .string(String(t.state))))
         if let s = t.syscall { e.append(EvidenceItem("syscall", .string(s))) }
-        if let d = t.decoded { e.append(EvidenceItem("call", .string(d))) }
+        if let c = t.current { e.append(EvidenceItem("call", .string(CallText.call(c, escaped: false)))) }
         if let s = t.inCallSeconds { e.append(EvidenceItem("observed_seconds", .double(s))) }
         if let w = t.wchan { e.append(EvidenceItem("wchan", .string(w))) }
         return e
@@ -83,19 +83,19 @@ enum Rules {
 
     // MARK: - dns-timeout
 
-    static func dnsTimeout(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: WaitedFd?, socket s: SocketInfo?,
+    static func dnsTimeout(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: ResolvedFd?, socket s: NetSocket?,
                            lock: LockEntry) -> Finding {
         let conf = ctx.input.resolvConf[pid]
         var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
         e += threadEvidence(t, pid: pid)
         if let fd { e.append(EvidenceItem("fd", .int(Int64(fd.fd)))) }
-        if let s { e.append(EvidenceItem("socket", .string(s.description))) }
-        if let r = s?.remote { e.append(EvidenceItem("peer", .string(r))) }
+        if let s { e.append(EvidenceItem("socket", .string(CallText.socket(s, escaped: false)))) }
+        if let r = s?.remote { e.append(EvidenceItem("peer", .string(r.description))) }
         if let ms = timeoutMs(t) { e.append(EvidenceItem("timeout_ms", .int(Int64(ms)))) }
 
         var where_ = callText(t)
         if let s {
-            where_ += " on " + (s.isInet ? s.proto + (s.remote.map { " → " + $0 } ?? "") : s.description)
+            where_ += " on " + (s.proto != .unix ? s.proto.rawValue + (s.remote.map { " → " + $0.description } ?? "") : CallText.socket(s, escaped: false))
         }
         var serverNote = ""
         var costText = ""
@@ -104,10 +104,10 @@ enum Rules {
             let servers = conf.effectiveNameservers
             e.append(EvidenceItem("resolv_conf", .string("/proc/\(pid)/root/etc/resolv.conf")))
             e.append(EvidenceItem("nameservers", .strings(servers)))
-            if let addr = s?.remoteAddress, let i = conf.nameserverIndex(of: addr) {
+            if let addr = s?.remote?.address, let i = conf.nameserverIndex(of: addr) {
                 e.append(EvidenceItem("nameserver_index", .int(Int64(i + 1))))
                 serverNote = " (nameserver \(i + 1) of \(servers.count))"
-            } else if s?.proto == "UNIX" {
+            } else if s?.proto == .unix {
                 serverNote = " (local resolver daemon)"
             } else if s != nil {
                 serverNote = " (not a nameserver in its resolv.conf)"
@@ -119,7 +119,7 @@ enum Rules {
             e.append(EvidenceItem("single_request", .bool(conf.singleRequest || conf.singleRequestReopen)))
             e.append(EvidenceItem("ndots", .int(Int64(conf.ndots))))
             e.append(EvidenceItem("search", .strings(conf.search)))
-            if s?.proto == "UNIX" {
+            if s?.proto == .unix {
                 costText = "; it asks a local resolver daemon, whose own upstream timeouts decide the wait"
                 suggestion = "Check the local resolver daemon (systemd-resolved / nscd) and its upstream servers; avoid name lookups while holding the lock."
             } else {
@@ -153,7 +153,7 @@ enum Rules {
         } else {
             e.append(EvidenceItem("resolv_conf", .string("unreadable")))
             costText = "; its resolv.conf could not be read, so the worst case is unknown"
-            suggestion = "Check the nameserver \(s?.remote ?? "") is reachable; avoid name lookups while holding the lock. Run as root to read /proc/\(pid)/root/etc/resolv.conf."
+            suggestion = "Check the nameserver \(s?.remote?.description ?? "") is reachable; avoid name lookups while holding the lock. Run as root to read /proc/\(pid)/root/etc/resolv.conf."
         }
         let timeoutNote = timeoutMs(t).map { ", " + durationText(Double($0) / 1000) + " timeout" } ?? ""
         let summary = "\(ctx.name(pid)) is stuck in a DNS lookup: \(where_)\(serverNote)\(timeoutNote)\(forText(t))\(costText)"
@@ -179,19 +179,21 @@ enum Rules {
 
     // MARK: - holder-network
 
-    static func network(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: WaitedFd, socket s: SocketInfo,
+    static func network(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: ResolvedFd, socket s: NetSocket,
                         lock: LockEntry) -> Finding {
         var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
         e += threadEvidence(t, pid: pid)
         e.append(EvidenceItem("fd", .int(Int64(fd.fd))))
-        e.append(EvidenceItem("socket", .string(s.description)))
-        e.append(EvidenceItem("peer", .string(s.remote ?? "none (not connected)")))
-        if let st = s.state { e.append(EvidenceItem("tcp_state", .string(st))) }
+        // A UDP socket's "state" only says it is connected.
+        let state = s.proto.isTCP ? s.state : nil
+        e.append(EvidenceItem("socket", .string(CallText.socket(s, escaped: false))))
+        e.append(EvidenceItem("peer", .string(s.remote?.description ?? "none (not connected)")))
+        if let st = state { e.append(EvidenceItem("tcp_state", .string(st))) }
         if let ms = timeoutMs(t) { e.append(EvidenceItem("timeout_ms", .int(Int64(ms)))) }
         let timeoutNote = timeoutMs(t).map { ", " + durationText(Double($0) / 1000) + " timeout" } ?? ", no timeout"
-        let peer = s.remote.map { " → " + $0 } ?? ""
-        let summary = "\(ctx.name(pid)) is blocked on the network: \(callText(t)) on \(s.proto)\(peer)\(s.state.map { " (" + $0 + ")" } ?? "")\(timeoutNote)\(forText(t))"
-        let suggestion = "Check that \(s.remote ?? "the peer") is reachable and answering; the holder should not wait on the network while holding the lock (or should use a short timeout)."
+        let peer = s.remote.map { " → " + $0.description } ?? ""
+        let summary = "\(ctx.name(pid)) is blocked on the network: \(callText(t)) on \(s.proto.rawValue)\(peer)\(state.map { " (" + $0 + ")" } ?? "")\(timeoutNote)\(forText(t))"
+        let suggestion = "Check that \(s.remote?.description ?? "the peer") is reachable and answering; the holder should not wait on the network while holding the lock (or should use a short timeout)."
         return Finding(rule: .holderNetwork, severity: .warning, lock: lock.file, pid: pid, summary: summary,
                        evidence: e, suggestion: suggestion)
     }
@@ -203,7 +205,7 @@ enum Rules {
         e += threadEvidence(t, pid: pid)
         if let stack = t.kernelStack, !stack.isEmpty { e.append(EvidenceItem("kernel_stack", .strings(Array(stack.prefix(8))))) }
         var files: [String] = []
-        if case .io(let fds, _)? = t.call { files = fds.compactMap { $0.target?.description } }
+        if case .io(let fds, _)? = t.call { files = fds.compactMap { $0.what.map { CallText.describe($0, escaped: false) } } }
         if !files.isEmpty { e.append(EvidenceItem("files", .strings(files))) }
         let inWhat = t.wchan.map { " in \($0)" } ?? (t.kernelStack?.first.map { " in \($0)" } ?? "")
         let summary = "\(ctx.name(pid)) is in uninterruptible I/O (D state\(inWhat)) during \(callText(t))\(forText(t))"
@@ -225,7 +227,7 @@ enum Rules {
                 let ownerThread = ctx.input.activity[pid]?.threads.first { $0.tid == owner }
                 ownerText = " held by thread \(owner)"
                 if let ot = ownerThread {
-                    let what = ot.decoded ?? ot.syscall.map { $0 + "()" } ?? (ot.state == "R" ? "running" : "state \(ot.state)")
+                    let what = ot.current.map { CallText.call($0, escaped: false) } ?? (ot.state == "R" ? "running" : "state \(ot.state)")
                     ownerText += ", which is in \(what)"
                     e.append(EvidenceItem("owner_state", .string(String(ot.state))))
                     if let s = ot.syscall { e.append(EvidenceItem("owner_syscall", .string(s))) }

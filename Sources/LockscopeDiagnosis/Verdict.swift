@@ -1,4 +1,5 @@
 import LockscopeCore
+import LockscopeTrace
 
 /// The one or two lines a person pastes into an incident channel:
 /// `/run/xtables.lock: 61 processes waiting (oldest 41 s). Holder iptables[36057] is stuck in a DNS lookup: …`
@@ -99,8 +100,7 @@ struct VerdictWriter {
 
     func plainActivity(_ pid: Int32) -> String {
         guard let act = ctx.input.activity[pid], let t = act.threads.first else { return "in an unknown state" }
-        if let d = t.decoded { return "in " + d }
-        if let s = t.syscall { return "in " + s + "()" }
+        if let c = t.current { return "in " + CallText.call(c, escaped: false) }
         return t.state == "R" ? "running" : "in state " + String(t.state)
     }
 }

@@ -1,5 +1,6 @@
 import LockscopeCore
 import LockscopeDiagnosis
+import LockscopeTrace
 
 /// `lockscope diagnose --dot`: the wait-for graph for Graphviz (`| dot -Tsvg`).
 ///
@@ -34,7 +35,7 @@ public struct DiagnosisDOT {
                 if let act = d.activity[pid], let t = act.threads.first(where: { $0.tid == pid }) ?? act.threads.first {
                     label.append(String(t.state) + " " + (t.syscall.map { $0 + "()" } ?? (t.state == "R" ? "running" : "-")))
                     if case .io(let fds, let ms)? = t.call {
-                        if let s = fds.compactMap({ $0.target?.socket }).first { label.append(s.description) }
+                        if let s = fds.compactMap({ $0.what?.socket }).first { label.append(CallText.socket(s, escaped: false)) }
                         if let ms { label.append("timeout \(ms) ms") }
                     }
                 } else if let p {

@@ -1,5 +1,6 @@
 import LockscopeCore
 import LockscopeDiagnosis
+import LockscopeTrace
 
 /// `lockscope diagnose --json` (schema `lockscope.diagnosis/1`, docs/diagnose.md).
 /// Each lock object is the `lockscope.report/1` lock (same keys as `who --json`)
@@ -101,7 +102,7 @@ public struct DiagnosisJSON {
             ("tid", .int(Int64(t.tid))),
             ("state", .string(String(t.state))),
             ("syscall", .string(t.syscall)),
-            ("call", .string(t.decoded)),
+            ("call", .string(t.current.map { CallText.call($0, escaped: false) })),
             ("in_call_seconds", .double(t.inCallSeconds)),
             ("wchan", .string(t.wchan)),
             ("kernel_stack", t.kernelStack.map { .array($0.map { .string($0) }) } ?? .null),

@@ -1,5 +1,6 @@
 import LockscopeCore
 import LockscopeDiagnosis
+import LockscopeTrace
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -193,10 +194,8 @@ struct TreeBuilder {
         }
         let t = act.threads.first { $0.tid == pid } ?? act.threads[0]
         var s = String(t.state) + "  "
-        if let dec = t.decoded {
-            s += dec
-        } else if let sc = t.syscall {
-            s += sc + "()"
+        if let c = t.current {
+            s += CallText.call(c, escaped: false)
         } else {
             s += t.state == "R" ? "running" : "-"
         }

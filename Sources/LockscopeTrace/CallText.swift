@@ -3,36 +3,40 @@ import LockscopeCore
 /// The one text form of a decoded call and its parts, for every output that
 /// shows one: trace lines and the sampler view, the diagnosis tree, findings and
 /// verdicts, and the `text` fields of JSON. strace-like, with descriptors
-/// resolved; untrusted text (paths, socket names, strings from the tracee) is
-/// escaped for the terminal.
+/// resolved. Untrusted text (paths, socket names, strings from the tracee) is
+/// escaped for the terminal, unless `escaped` is false: the exact text, for
+/// callers that escape whole lines themselves (diagnosis prose) or none (JSON).
 ///
 ///     CallText.call(c)   // poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms)
 public enum CallText {
     /// `poll([{fd=4 UDP 127.0.0.1:56750 → 127.0.0.53:53, POLLIN}], 1, 3000 ms)`.
-    public static func call(_ c: DecodedSyscall) -> String {
+    public static func call(_ c: DecodedSyscall, escaped: Bool = true) -> String {
         var out = TraceBytes()
+        out.escapes = escaped
         out.call(c)
         return out.string
     }
 
-    public static func value(_ v: ArgumentValue) -> String {
+    static func safe(_ s: String, _ escaped: Bool) -> String { escaped ? terminalSafe(s) : s }
+
+    public static func value(_ v: ArgumentValue, escaped: Bool = true) -> String {
         switch v {
         case .int(let i): return String(i)
         case .uint(let u): return String(u)
         case .hex(let h): return "0x" + String(h, radix: 16)
         case .pointer(let p): return p == 0 ? "NULL" : "0x" + String(p, radix: 16)
-        case .fd(let f): return fd(f)
+        case .fd(let f): return fd(f, escaped: escaped)
         case .atFdcwd: return "AT_FDCWD"
-        case .string(let s, let truncated): return "\"" + terminalSafe(s) + "\"" + (truncated ? "…" : "")
+        case .string(let s, let truncated): return "\"" + safe(s, escaped) + "\"" + (truncated ? "…" : "")
         case .pollFds(let ps):
             return "[" + ps.map { p in
-                var s = "{fd=" + fd(p.fd) + ", " + pollEvents(p.events)
+                var s = "{fd=" + fd(p.fd, escaped: escaped) + ", " + pollEvents(p.events)
                 if let r = p.revents, r != 0 { s += " → " + pollEvents(r) }
                 return s + "}"
             }.joined(separator: ", ") + "]"
-        case .fdSet(let fs): return "[" + fs.map(fd).joined(separator: ", ") + "]"
+        case .fdSet(let fs): return "[" + fs.map { fd($0, escaped: escaped) }.joined(separator: ", ") + "]"
         case .timeout(let t): return timeout(t)
-        case .socketAddress(let a): return socketAddress(a)
+        case .socketAddress(let a): return socketAddress(a, escaped: escaped)
         case .flockOperation(let op): return op.kind.rawValue + (op.nonBlocking ? "|LOCK_NB" : "")
         case .flock(let f):
             // No l_pid: the record is read on entry, and l_pid is only an output (of F_GETLK, on return);
@@ -68,28 +72,28 @@ public enum CallText {
     }
 
     /// `4 UDP 127.0.0.1:56750 → 127.0.0.53:53`, `3 /run/xtables.lock`, `0 pipe:[123] ↔ 812:5`.
-    public static func fd(_ f: ResolvedFd) -> String {
+    public static func fd(_ f: ResolvedFd, escaped: Bool = true) -> String {
         guard let what = f.what else { return String(f.fd) }
-        return String(f.fd) + " " + describe(what)
+        return String(f.fd) + " " + describe(what, escaped: escaped)
     }
 
-    public static func describe(_ d: FdDescription) -> String {
+    public static func describe(_ d: FdDescription, escaped: Bool = true) -> String {
         switch d {
-        case .path(let p): return terminalSafe(p)
-        case .socket(let s): return socket(s)
+        case .path(let p): return safe(p, escaped)
+        case .socket(let s): return socket(s, escaped: escaped)
         case .otherSocket(let inode): return "socket:[" + String(inode) + "]"
         case .pipe(let inode, let peers):
             var s = "pipe:[" + String(inode) + "]"
             if !peers.isEmpty { s += " ↔ " + peers.prefix(4).map { String($0.pid) + ":" + String($0.fd) }.joined(separator: " ") }
             return s
-        case .anon(let a): return "anon_inode:" + terminalSafe(a)
+        case .anon(let a): return "anon_inode:" + safe(a, escaped)
         }
     }
 
     /// `UDP 127.0.0.1:56750 → 127.0.0.53:53`, `TCP 10.0.0.2:41000 → 10.0.0.1:443 (SYN_SENT)`, `UNIX /run/x.sock`.
-    public static func socket(_ s: NetSocket) -> String {
+    public static func socket(_ s: NetSocket, escaped: Bool = true) -> String {
         if s.proto == .unix {
-            return "UNIX " + (s.unixType.map { $0 + " " } ?? "") + (s.path.map(terminalSafe) ?? "(unnamed)")
+            return "UNIX " + (s.unixType.map { $0 + " " } ?? "") + (s.path.map { safe($0, escaped) } ?? "(unnamed)")
         }
         var out = s.proto.rawValue
         if let l = s.local { out += " " + l.description }
@@ -98,11 +102,11 @@ public enum CallText {
         return out
     }
 
-    public static func socketAddress(_ a: SocketAddress) -> String {
+    public static func socketAddress(_ a: SocketAddress, escaped: Bool = true) -> String {
         switch a {
         case .inet(let e): return e.description
         case .inet6(let e, let scope): return e.description + (scope != 0 ? "%" + String(scope) : "")
-        case .unix(let p): return p.isEmpty ? "unix:(unnamed)" : "unix:" + terminalSafe(p)
+        case .unix(let p): return p.isEmpty ? "unix:(unnamed)" : "unix:" + safe(p, escaped)
         case .netlink(let pid, let groups): return "netlink:" + String(pid) + "/" + String(groups)
         case .other(let f): return "{family=" + String(f) + "}"
         }
@@ -131,6 +135,8 @@ public enum CallText {
 /// through it, so there is one implementation of the call format.
 public struct TraceBytes {
     public var bytes: [UInt8] = []
+    /// Escape untrusted text for the terminal (`CallText`'s `escaped`).
+    public var escapes = true
 
     public init() { bytes.reserveCapacity(128) }
 
@@ -216,7 +222,7 @@ public struct TraceBytes {
         case .pointer(let p): if p == 0 { put("NULL") } else { hex(p) }
         case .fd(let f): fd(f)
         case .atFdcwd: put("AT_FDCWD")
-        default: put(CallText.value(v))
+        default: put(CallText.value(v, escaped: escapes))
         }
     }
 
@@ -225,7 +231,7 @@ public struct TraceBytes {
         guard let what = f.what else { return }
         bytes.append(UInt8(ascii: " "))
         switch what {
-        case .path(let p): put(terminalSafe(p))
+        case .path(let p): put(escapes ? terminalSafe(p) : p)
         case .pipe(let inode, let peers):
             put("pipe:[")
             uint(inode)
@@ -239,7 +245,7 @@ public struct TraceBytes {
                     int(Int64(p.fd))
                 }
             }
-        default: put(CallText.describe(what))
+        default: put(CallText.describe(what, escaped: escapes))
         }
     }
 }

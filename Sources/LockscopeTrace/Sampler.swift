@@ -7,17 +7,23 @@ import Glibc
 /// The default way to see what a process does: reads every thread's
 /// /proc/PID/task/TID/{syscall,stat,wchan,sched} at a fixed rate and decodes the
 /// current call with `process_vm_readv`. No ptrace, no signal: the threads are
-/// never stopped.
+/// never stopped. On a recorded tree (a `ProcRoot` that is not /proc) there is no
+/// memory to read: pointed-to arguments stay unreadable (`ESRCH`).
 ///
 ///     let report = try Sampler().sample(pids: [holder], duration: .seconds(1), hz: 100)
 ///     let poll = report.processes[0].threads[0].current   // DecodedSyscall
 public struct Sampler: Sendable {
     public let proc: ProcRoot
     public let arch: SyscallArch
+    /// Sample every process /proc shows as far as it can be read (state, CPU time,
+    /// wchan; the call where readable) instead of skipping the ones whose calls
+    /// cannot be read (another user's, a zombie): what diagnosis wants of a holder.
+    public var bestEffort = false
 
-    public init(proc: ProcRoot = ProcRoot(), arch: SyscallArch = .host) {
+    public init(proc: ProcRoot = ProcRoot(), arch: SyscallArch = .host, bestEffort: Bool = false) {
         self.proc = proc
         self.arch = arch
+        self.bestEffort = bestEffort
     }
 
     /// Samples `pids` (every thread of each) for `duration` at `hz` samples per second.

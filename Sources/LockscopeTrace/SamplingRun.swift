@@ -72,7 +72,11 @@ struct SamplingRun {
         var processes: [ProcessState] = []
         for pid in pids {
             do throws(TraceError) {
-                try TargetCheck(proc: proc).checkReadable(pid: pid)
+                if !sampler.bestEffort {
+                    try TargetCheck(proc: proc).checkReadable(pid: pid)
+                } else if !proc.exists("\(pid)") {
+                    throw .noSuchProcess(pid)
+                }
                 let p = ProcessState(pid: pid)
                 if let stat = try? proc.readText("\(pid)/stat"), let f = StatFields.parse(stat) {
                     p.comm = f.comm
@@ -205,8 +209,12 @@ struct SamplingRun {
                 t.wchan = t.state == "R" ? nil : readWchan(t.wchanFd, &buffer)
                 if t.inSyscall {
                     let resolver = FdResolver(proc: proc, peerPids: pids)
-                    var call = SyscallDecoder.live(pid: p.pid, tid: tid, resolver: resolver,
-                                                   table: .forArch(sampler.arch)).decode(number: t.rawNumber, args: t.rawArgs)
+                    let table = SyscallTable.forArch(sampler.arch)
+                    let decoder = proc.isLive
+                        ? SyscallDecoder.live(pid: p.pid, tid: tid, resolver: resolver, table: table)
+                        : SyscallDecoder(table: table, readMemory: { _, _ in .failure(RemoteReadError(errno: ESRCH)) },
+                                         describeFd: { [pid = p.pid] in resolver.resolve(pid: pid, fd: $0) })
+                    var call = decoder.decode(number: t.rawNumber, args: t.rawArgs)
                     if call.name == "restart_syscall", let resumed = Self.resumedCall(wchan: t.wchan) { call.name = resumed }
                     t.decoded = call
                 }
@@ -236,7 +244,7 @@ struct SamplingRun {
     /// Reads stat and syscall into the thread's state, parsing bytes in place (no
     /// strings on this path; the name is taken once).
     private func sampleThread(_ t: ThreadState, now: Int64, buffer: inout [UInt8]) {
-        guard t.statFd >= 0, t.syscallFd >= 0 else { t.exited = true; t.closeAll(); return }
+        guard t.statFd >= 0 else { t.exited = true; t.closeAll(); return }
         var statOK = false
         buffer.withUnsafeMutableBytes { raw in
             let n = cls_pread0(t.statFd, raw.baseAddress!, raw.count)
@@ -257,7 +265,8 @@ struct SamplingRun {
         var inSyscall = false
         let state = t.state
         buffer.withUnsafeMutableBytes { raw in
-            let n = cls_pread0(t.syscallFd, raw.baseAddress!, raw.count)
+            // Not opened (another user's process, best effort): unreadable, by state.
+            let n = t.syscallFd >= 0 ? cls_pread0(t.syscallFd, raw.baseAddress!, raw.count) : -1
             let b = UnsafeRawBufferPointer(rebasing: raw[0..<max(0, n)])
             let parsed = n > 0 ? RawSyscall.parse(b, into: &t.scratch) : .unreadable
             switch (parsed, state) {

@@ -23,14 +23,14 @@ final class ActivityAdapterTests: XCTestCase {
     }
 
     func testPollOnAUDPSocketBecomesAnIOWaitWithThePeer() {
-        let c = ActivityAdapter.call(pollOnDNS(), processTids: [10])
+        let c = BlockingCall(pollOnDNS(), processTids: [10])
         guard case .io(let fds, let ms) = c else { return XCTFail("\(c)") }
         XCTAssertEqual(ms, 2000)
         XCTAssertEqual(fds.first?.fd, 4)
-        XCTAssertEqual(fds.first?.target?.socket?.remote, "10.0.0.1:53")
-        XCTAssertEqual(fds.first?.target?.socket?.proto, "UDP")
-        XCTAssertNil(fds.first?.target?.socket?.state, "UDP has no state worth showing")
-        XCTAssertEqual(ActivityAdapter.describe(pollOnDNS()), "poll([{fd=4 UDP 172.17.0.1:40112 → 10.0.0.1:53, POLLIN}], 1, 2000 ms)")
+        XCTAssertEqual(fds.first?.what?.socket?.remote?.description, "10.0.0.1:53")
+        XCTAssertEqual(fds.first?.what?.socket?.proto, .udp)
+        XCTAssertEqual(fds.first.map { CallText.fd($0) }, "4 UDP 172.17.0.1:40112 → 10.0.0.1:53", "UDP has no state worth showing")
+        XCTAssertEqual(CallText.call(pollOnDNS()), "poll([{fd=4 UDP 172.17.0.1:40112 → 10.0.0.1:53, POLLIN}], 1, 2000 ms)")
     }
 
     func testOtherCalls() {
@@ -38,33 +38,33 @@ final class ActivityAdapterTests: XCTestCase {
             DecodedArgument(name: "fd", value: .fd(ResolvedFd(fd: 3, what: .path("/run/xtables.lock")))),
             DecodedArgument(name: "operation", value: .flockOperation(FlockOperation(raw: 2))),
         ])
-        XCTAssertEqual(ActivityAdapter.call(flock, processTids: []), .lock(fd: 3, file: nil, path: "/run/xtables.lock", operation: "LOCK_EX"))
+        XCTAssertEqual(BlockingCall(flock, processTids: []), .lock(fd: 3, file: nil, path: "/run/xtables.lock", operation: "LOCK_EX"))
         let nb = call("flock", [.lock], [
             DecodedArgument(name: "fd", value: .fd(ResolvedFd(fd: 3, what: nil))),
             DecodedArgument(name: "operation", value: .flockOperation(FlockOperation(raw: 2 | 4))),
         ])
-        XCTAssertNotEqual(ActivityAdapter.call(nb, processTids: []), .lock(fd: 3, file: nil, path: nil, operation: "LOCK_EX"))
+        XCTAssertNotEqual(BlockingCall(nb, processTids: []), .lock(fd: 3, file: nil, path: nil, operation: "LOCK_EX"))
 
         let wait = call("wait4", [.process, .blocking], [DecodedArgument(name: "pid", value: .waitTarget(.child(42)))])
-        XCTAssertEqual(ActivityAdapter.call(wait, processTids: []), .waitChild(pid: 42))
+        XCTAssertEqual(BlockingCall(wait, processTids: []), .waitChild(pid: 42))
         let waitAny = call("wait4", [.process, .blocking], [DecodedArgument(name: "pid", value: .waitTarget(.anyChild))])
-        XCTAssertEqual(ActivityAdapter.call(waitAny, processTids: []), .waitChild(pid: nil))
+        XCTAssertEqual(BlockingCall(waitAny, processTids: []), .waitChild(pid: nil))
 
         let sleep = call("nanosleep", [.sleep, .blocking], [DecodedArgument(name: "req", value: .timeout(.relative(nanoseconds: 1_500_000_000)))])
-        XCTAssertEqual(ActivityAdapter.call(sleep, processTids: []), .sleep(seconds: 1.5))
+        XCTAssertEqual(BlockingCall(sleep, processTids: []), .sleep(seconds: 1.5))
 
         // pthread_join: the futex word is the joined thread's tid.
         let join = call("futex", [.futex, .blocking], [
             DecodedArgument(name: "uaddr", value: .futexWord(address: 0x7f00, value: 12)),
             DecodedArgument(name: "futex_op", value: .futexOperation(FutexOperation(raw: 0, command: "FUTEX_WAIT", isPrivate: false, realtime: false))),
         ])
-        XCTAssertEqual(ActivityAdapter.call(join, processTids: [10, 12]), .futex(address: 0x7f00, ownerTid: 12))
+        XCTAssertEqual(BlockingCall(join, processTids: [10, 12]), .futex(address: 0x7f00, ownerTid: 12))
         // A plain mutex word (0/1/2) names nobody.
         let mutex = call("futex", [.futex, .blocking], [
             DecodedArgument(name: "uaddr", value: .futexWord(address: 0x7f00, value: 2)),
             DecodedArgument(name: "futex_op", value: .futexOperation(FutexOperation(raw: 128, command: "FUTEX_WAIT", isPrivate: true, realtime: false))),
         ])
-        XCTAssertEqual(ActivityAdapter.call(mutex, processTids: [10, 12]), .futex(address: 0x7f00, ownerTid: nil))
+        XCTAssertEqual(BlockingCall(mutex, processTids: [10, 12]), .futex(address: 0x7f00, ownerTid: nil))
 
         // connect() to port 53 on a socket not yet connected: the address argument is the peer.
         let unconnected = NetSocket(proto: .udp, inode: 5, local: NetEndpoint(address: "0.0.0.0", port: 0))
@@ -72,8 +72,8 @@ final class ActivityAdapterTests: XCTestCase {
             DecodedArgument(name: "sockfd", value: .fd(ResolvedFd(fd: 5, what: .socket(unconnected)))),
             DecodedArgument(name: "addr", value: .socketAddress(.inet(NetEndpoint(address: "10.0.0.2", port: 53)))),
         ])
-        guard case .io(let fds, _) = ActivityAdapter.call(connect, processTids: []) else { return XCTFail() }
-        XCTAssertEqual(fds.first?.target?.socket?.remote, "10.0.0.2:53")
+        guard case .io(let fds, _) = BlockingCall(connect, processTids: []) else { return XCTFail() }
+        XCTAssertEqual(fds.first?.what?.socket?.remote?.description, "10.0.0.2:53")
     }
 
     func testSampledDNSWaitEndsAsADNSFinding() throws {

@@ -1,6 +1,7 @@
 import XCTest
 @testable import LockscopeCore
 @testable import LockscopeDiagnosis
+import LockscopeTrace
 
 /// Hand-built model values for rule and renderer tests: the shapes the scanner
 /// and the sampler produce, with pids and timings fixed so output is stable.
@@ -26,15 +27,30 @@ enum B {
                          kernelPid: owner, ownerStatus: status, holders: hs, waiters: ws)
     }
 
-    static func udp(_ local: String, _ lport: Int, _ remote: String, _ rport: Int) -> SocketInfo {
-        SocketInfo(proto: "UDP", localAddress: local, localPort: lport, remoteAddress: remote, remotePort: rport)
+    static func udp(_ local: String, _ lport: Int, _ remote: String, _ rport: Int) -> NetSocket {
+        NetSocket(proto: .udp, inode: 1, local: NetEndpoint(address: local, port: lport),
+                  remote: NetEndpoint(address: remote, port: rport), state: "ESTABLISHED")
+    }
+
+    static func socketFd(_ fd: Int32, _ s: NetSocket) -> ResolvedFd { ResolvedFd(fd: fd, what: .socket(s)) }
+
+    /// A call as the decoder returns it: `syscall` with `args` (none: only the name is known).
+    static func call(_ syscall: String, _ args: [DecodedArgument] = [], classes: SyscallClass = []) -> DecodedSyscall {
+        DecodedSyscall(arch: .host, number: 0, name: syscall, classes: classes, args: args, raw: [0, 0, 0, 0, 0, 0])
     }
 
     static func thread(_ tid: Int32, _ state: Character = "S", _ syscall: String?, _ call: BlockingCall?,
-                       decoded: String? = nil, inCall: Double? = nil, wchan: String? = nil, running: Double? = nil,
+                       args: [DecodedArgument] = [], inCall: Double? = nil, wchan: String? = nil, running: Double? = nil,
                        cpu: Double? = nil, histogram: [HistogramBin] = []) -> ThreadActivity {
-        ThreadActivity(tid: tid, state: state, syscall: syscall, call: call, decoded: decoded, inCallSeconds: inCall,
+        ThreadActivity(tid: tid, state: state, current: syscall.map { self.call($0, args) }, call: call, inCallSeconds: inCall,
                        wchan: wchan, cpuSeconds: cpu, runningFraction: running, histogram: histogram)
+    }
+
+    /// `poll([{fd=FD SOCKET, POLLIN}], 1, MS ms)`.
+    static func pollArgs(_ fd: ResolvedFd, ms: Int64) -> [DecodedArgument] {
+        [DecodedArgument(name: "fds", value: .pollFds([PollFd(fd: fd, events: 1)])),
+         DecodedArgument(name: "nfds", value: .uint(1)),
+         DecodedArgument(name: "timeout", value: .timeout(.relative(nanoseconds: ms * 1_000_000)))]
     }
 
     static func activity(_ pid: Int32, _ threads: [ThreadActivity], cpu: Double? = nil) -> ProcessActivity {
@@ -58,8 +74,8 @@ enum B {
         let openers = pollers.map { Opener(pid: $0.pid, fd: 3, file: file(16015361), activity: .polling, process: $0) }
         let target = Target(argument: "/run/xtables.lock", file: file(16015361), path: "/run/xtables.lock")
         let sock = udp("172.17.0.1", 40112, "10.0.0.1", 53)
-        let t = thread(36057, "S", "poll", .io(fds: [WaitedFd(fd: 4, target: .socket(sock))], timeoutMs: 2000),
-                       decoded: "poll([{fd=4 UDP 172.17.0.1:40112 → 10.0.0.1:53, POLLIN}], 1, 2000 ms)", inCall: 1.4,
+        let t = thread(36057, "S", "poll", .io(fds: [socketFd(4, sock)], timeoutMs: 2000),
+                       args: pollArgs(socketFd(4, sock), ms: 2000), inCall: 1.4,
                        histogram: [HistogramBin(label: "poll", fraction: 1)])
         return DiagnosisInput(report: LockReport(targets: [target], locks: [l], openers: openers),
                               activity: [36057: activity(36057, [t], cpu: 0)],

@@ -37,9 +37,7 @@ final class DemoTests: XCTestCase {
             XCTAssertFalse(argv.contains(dir), "pid \(p) still runs with the demo directory: \(argv)", file: file, line: line)
         }
         // No UDP socket bound on a demo nameserver's port 53 (host namespace).
-        let bound = (readProcText("/proc/net/udp") ?? "").split(separator: "\n").dropFirst().compactMap { row in
-            row.split(separator: " ").dropFirst().first.flatMap { NetTableReader.endpoint($0) }
-        }
+        let bound = NetTableParser.parseInet(readProcText("/proc/net/udp") ?? "", proto: .udp).compactMap(\.local)
         for ns in nameservers {
             XCTAssertFalse(bound.contains { $0.address == ns && $0.port == 53 },
                            "a blackhole socket on \(ns):53 remains", file: file, line: line)

@@ -3,6 +3,7 @@ import XCTest
 @testable import LockscopeDiagnosis
 @testable import LockscopeRender
 import LockscopeTestSupport
+import LockscopeTrace
 
 /// The text report and the DOT graph on fixture data, compared byte for byte
 /// with Fixtures/golden/*. To accept a deliberate change:
@@ -36,12 +37,20 @@ final class GoldenTests: XCTestCase {
         let q = (0..<3).map { B.proc(2010 + Int32($0), "flock", age: 20 - Double($0)) }
         let l3 = B.lock("/run/app.lock", inode: 13, holders: [(flock, 3, true), (child, 3, false)], waiters: q)
         let sock = B.udp("127.0.0.1", 41000, "127.0.0.53", 53)
+        func flockArgs(_ fd: Int32) -> [DecodedArgument] {
+            [DecodedArgument(name: "fd", value: .fd(ResolvedFd(fd: fd, what: nil))),
+             DecodedArgument(name: "operation", value: .flockOperation(FlockOperation(raw: 2)))]
+        }
+        let wait4: [DecodedArgument] = [DecodedArgument(name: "pid", value: .waitTarget(.child(2002))),
+                                        DecodedArgument(name: "wstatus", value: .pointer(0x7ffc0000)),
+                                        DecodedArgument(name: "options", value: .flags(FlagSet(raw: 0, names: [], unknown: 0))),
+                                        DecodedArgument(name: "rusage", value: .pointer(0))]
         let act: [Int32: ProcessActivity] = [
-            1001: B.activity(1001, [B.thread(1001, "S", "flock", .lock(fd: 4, file: B.file(12), path: nil, operation: "LOCK_EX"), decoded: "flock(4, LOCK_EX)", inCall: 3)]),
-            1002: B.activity(1002, [B.thread(1002, "S", "flock", .lock(fd: 3, file: B.file(11), path: nil, operation: "LOCK_EX"), decoded: "flock(3, LOCK_EX)", inCall: 3)]),
-            2001: B.activity(2001, [B.thread(2001, "S", "wait4", .waitChild(pid: 2002), decoded: "wait4(2002, …)", inCall: 2.5)]),
-            2002: B.activity(2002, [B.thread(2002, "S", "poll", .io(fds: [WaitedFd(fd: 3, target: .socket(sock))], timeoutMs: 5000),
-                                             decoded: "poll([{fd=3 UDP 127.0.0.1:41000 → 127.0.0.53:53, POLLIN}], 1, 5000 ms)", inCall: 2.5)]),
+            1001: B.activity(1001, [B.thread(1001, "S", "flock", .lock(fd: 4, file: B.file(12), path: nil, operation: "LOCK_EX"), args: flockArgs(4), inCall: 3)]),
+            1002: B.activity(1002, [B.thread(1002, "S", "flock", .lock(fd: 3, file: B.file(11), path: nil, operation: "LOCK_EX"), args: flockArgs(3), inCall: 3)]),
+            2001: B.activity(2001, [B.thread(2001, "S", "wait4", .waitChild(pid: 2002), args: wait4, inCall: 2.5)]),
+            2002: B.activity(2002, [B.thread(2002, "S", "poll", .io(fds: [B.socketFd(3, sock)], timeoutMs: 5000),
+                                             args: B.pollArgs(B.socketFd(3, sock), ms: 5000), inCall: 2.5)]),
         ]
         let conf = ResolvConf.parse("nameserver 127.0.0.53\nsearch corp.example\noptions edns0 trust-ad\n")
         return DiagnosisInput(report: LockReport(locks: [l1, l3]), allLocks: [l1, l2, l3], activity: act,

@@ -51,7 +51,7 @@ final class RuleEngineTests: XCTestCase {
             report: LockReport(locks: [l]),
             activity: [
                 100: B.activity(100, [B.thread(100, "S", "wait4", .waitChild(pid: nil))]),
-                101: B.activity(101, [B.thread(101, "S", "poll", .io(fds: [WaitedFd(fd: 5, target: .socket(sock))], timeoutMs: 5000))]),
+                101: B.activity(101, [B.thread(101, "S", "poll", .io(fds: [B.socketFd(5, sock)], timeoutMs: 5000))]),
             ],
             resolvConf: [101: ResolvConf.parse("nameserver 127.0.0.53\n")])
         let d = engine.diagnose(input)
@@ -140,14 +140,15 @@ final class RuleEngineTests: XCTestCase {
     }
 
     func testEachSingleProcessRule() throws {
-        let sock = SocketInfo(proto: "TCP", localAddress: "10.1.1.1", localPort: 5555, remoteAddress: "10.1.2.3", remotePort: 443, state: "ESTABLISHED")
+        let sock = NetSocket(proto: .tcp, inode: 1, local: NetEndpoint(address: "10.1.1.1", port: 5555),
+                             remote: NetEndpoint(address: "10.1.2.3", port: 443), state: "ESTABLISHED")
         let cases: [(ThreadActivity, [ThreadActivity], RuleID, String, EvidenceValue)] = [
             (B.thread(10, "D", "openat", nil, wchan: "percpu_rwsem_wait"), [], .holderIO, "wchan", .string("percpu_rwsem_wait")),
             (B.thread(10, "S", "clock_nanosleep", .sleep(seconds: 0.5)), [], .holderSleeping, "sleep_seconds", .double(0.5)),
             (B.thread(10, "R", nil, nil, running: 0.97), [], .holderBusy, "running_fraction", .double(0.97)),
             (B.thread(10, "S", "futex", .futex(address: 0x7f00, ownerTid: 12)), [B.thread(12, "R", nil, nil, running: 1)],
              .holderFutex, "owner_tid", .int(12)),
-            (B.thread(10, "S", "poll", .io(fds: [WaitedFd(fd: 7, target: .socket(sock))], timeoutMs: 30000)), [],
+            (B.thread(10, "S", "poll", .io(fds: [B.socketFd(7, sock)], timeoutMs: 30000)), [],
              .holderNetwork, "peer", .string("10.1.2.3:443")),
         ]
         for (main, others, rule, key, value) in cases {
