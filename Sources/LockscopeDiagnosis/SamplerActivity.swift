@@ -14,7 +14,7 @@ public struct SamplerActivity: ActivityProvider {
     public func activity(pids: [Int32], window: Double, hz: Int, shouldStop: @escaping () -> Bool) -> ActivityResult {
         guard !pids.isEmpty else { return ActivityResult() }
         let sampler = Sampler(proc: proc, bestEffort: true)
-        let ms = proc.isLive ? Int64((max(0, window) * 1000).rounded()) : 0
+        let ms = Int64((max(0, window) * 1000).rounded())
         do {
             let report = try sampler.sample(pids: pids, duration: .milliseconds(ms), hz: max(1, hz), shouldStop: shouldStop)
             var result = ActivityAdapter.result(report, source: proc.isLive ? .sampler : .snapshot)

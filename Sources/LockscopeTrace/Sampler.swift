@@ -7,8 +7,8 @@ import Glibc
 /// The default way to see what a process does: reads every thread's
 /// /proc/PID/task/TID/{syscall,stat,wchan,sched} at a fixed rate and decodes the
 /// current call with `process_vm_readv`. No ptrace, no signal: the threads are
-/// never stopped. On a recorded tree (a `ProcRoot` that is not /proc) there is no
-/// memory to read: pointed-to arguments stay unreadable (`ESRCH`).
+/// never stopped. A recorded tree (a `ProcRoot` that is not /proc) gets one round,
+/// and has no memory to read: pointed-to arguments stay unreadable (`ESRCH`).
 ///
 ///     let report = try Sampler().sample(pids: [holder], duration: .seconds(1), hz: 100)
 ///     let poll = report.processes[0].threads[0].current   // DecodedSyscall

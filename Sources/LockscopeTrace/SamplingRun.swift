@@ -99,7 +99,8 @@ struct SamplingRun {
         let hz = max(1, min(self.hz, 10_000))
         let period = Int64(1_000_000_000 / hz)
         let (secs, attos) = duration.components
-        let totalNs = max(0, secs * 1_000_000_000 + attos / 1_000_000_000)
+        // A recorded tree does not change: one round.
+        let totalNs = proc.isLive ? max(0, secs * 1_000_000_000 + attos / 1_000_000_000) : 0
         let start = cls_monotonic_ns()
         let deadline = start + totalNs
         var buffer = [UInt8](repeating: 0, count: 1024)
