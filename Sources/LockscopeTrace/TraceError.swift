@@ -1,3 +1,5 @@
+import LockscopeCore
+
 /// Why a target cannot be sampled or traced. The executable maps these to one
 /// line and an exit code (docs/trace.md); the library never prints or exits.
 public enum TraceError: Error, Hashable, Sendable {

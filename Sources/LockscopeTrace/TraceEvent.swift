@@ -1,5 +1,7 @@
 // What the ptrace tracer reports: calls with their results, events, the summary.
 
+import LockscopeCore
+
 /// A system call's outcome.
 public enum SyscallResult: Sendable, Hashable {
     case value(Int64)

@@ -1,5 +1,5 @@
 import LockscopeRender
-import LockscopeTrace
+import LockscopeCore
 
-/// Host syscall names for the renderers, from the tracer's table.
+/// Host syscall names for the renderers, from the syscall table.
 let hostSyscallName: SyscallNamer = { SyscallTable.host.name(of: $0) }

@@ -1,6 +1,6 @@
 import XCTest
 import LockscopeTestSupport
-@testable import LockscopeTrace
+@testable import LockscopeCore
 
 /// The tables against the kernel headers of the build machine.
 final class SyscallTableTests: XCTestCase {
@@ -76,18 +76,6 @@ final class SyscallTableTests: XCTestCase {
         XCTAssertTrue(poll.classes.contains(.blocking))
         XCTAssertTrue(try XCTUnwrap(SyscallTable.aarch64[32]).classes.contains(.lock))
         XCTAssertNil(SyscallTable.x86_64[100_000])
-    }
-
-    func testFilterParsing() throws {
-        let f = try SyscallFilter(parsing: "lock,net, openat", table: .x86_64)
-        XCTAssertTrue(f.matches(name: "flock", classes: .lock))
-        XCTAssertTrue(f.matches(name: "connect", classes: [.net, .desc]))
-        XCTAssertTrue(f.matches(name: "openat", classes: .file))
-        XCTAssertFalse(f.matches(name: "read", classes: .desc))
-        XCTAssertTrue(try SyscallFilter(parsing: "", table: .x86_64).matchesAll)
-        XCTAssertThrowsError(try SyscallFilter(parsing: "lock,frobnicate", table: .x86_64)) { error in
-            XCTAssertEqual(error as? TraceError, .unknownSyscall("frobnicate"))
-        }
     }
 
     func testNames() {
