@@ -43,10 +43,16 @@ let package = Package(
             name: "LockscopeRender",
             dependencies: ["LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis"]
         ),
+        // The incident reproduction behind `lockscope demo` (namespaces, blackhole DNS,
+        // holder and waiters), with its narration.
+        .target(
+            name: "LockscopeDemo",
+            dependencies: ["LockscopeCore", "LockscopeDiagnosis", "LockscopeRender", "CLockscope"]
+        ),
         .executableTarget(
             name: "lockscope",
             dependencies: [
-                "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender",
+                "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender", "LockscopeDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The release binary is fully static (libc included): one file to copy onto a
@@ -83,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockscopeDiagnosisTests",
-            dependencies: ["LockscopeDiagnosis", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeTestSupport", "lockscope-testbed"],
+            dependencies: ["LockscopeDiagnosis", "LockscopeDemo", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeTestSupport", "lockscope-testbed"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LockscopeCore
+import LockscopeDemo
 import LockscopeDiagnosis
 import LockscopeRender
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Glibc
 @testable import LockscopeCore
+@testable import LockscopeDemo
 @testable import LockscopeDiagnosis
 import LockscopeTestSupport
 

@@ -1,5 +1,6 @@
 import LockscopeCore
 import LockscopeDiagnosis
+import LockscopeRender
 
 /// What `lockscope demo` says before and after the diagnosis.
 public enum DemoNarration {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LockscopeCore
+import LockscopeDiagnosis
 
 /// `lockscope demo`: reproduces the xtables incident on this machine, using only
 /// its own temporary directory, loopback addresses and child processes.
