@@ -18,10 +18,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // Only what Swift cannot call directly (variadic ptrace, wait-status macros,
-        // missing constants). No logic.
+        // Only what Swift cannot call directly (getdents64, kcmp, unshare, the stop-signal
+        // handler, missing constants). No logic.
         .target(
             name: "CLockscope",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // The tracer's C shims (variadic ptrace, wait-status macros, the ticker), kept
+        // out of every other target's view.
+        .target(
+            name: "CLockscopeTrace",
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .target(
@@ -33,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "LockscopeTrace",
-            dependencies: ["LockscopeCore", "CLockscope"]
+            dependencies: ["LockscopeCore", "CLockscopeTrace", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(
             name: "LockscopeDiagnosis",
@@ -47,7 +53,10 @@ let package = Package(
         // holder and waiters), with its narration.
         .target(
             name: "LockscopeDemo",
-            dependencies: ["LockscopeCore", "LockscopeDiagnosis", "LockscopeRender", "CLockscope"]
+            dependencies: [
+                "LockscopeCore", "LockscopeDiagnosis", "LockscopeRender", "CLockscope",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .executableTarget(
             name: "lockscope",
@@ -68,13 +77,12 @@ let package = Package(
             ]
         ),
         .executableTarget(
-            name: "lockscope-testbed",
-            dependencies: ["CLockscope"]
+            name: "lockscope-testbed"
         ),
         // Spawning and cleaning up testbed processes for live tests (not shipped).
         .target(
             name: "LockscopeTestSupport",
-            dependencies: ["CLockscope"]
+            dependencies: ["LockscopeCore"]
         ),
         .testTarget(
             name: "LockscopeCoreTests",

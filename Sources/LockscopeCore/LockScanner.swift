@@ -338,11 +338,14 @@ public struct LockScanner: Sendable {
     func activity(_ threads: [ThreadFacts]) -> Opener.Activity {
         for t in threads {
             guard case .inSyscall(let nr, let args, _, _) = t.syscall else { continue }
-            if nr == CLS_SYS_NANOSLEEP || nr == CLS_SYS_CLOCK_NANOSLEEP { return .polling }
             if let c = LockCall(number: nr, args: args), !c.blocking { return .polling }
+            switch SyscallTable.host.name(of: nr) {
+            case "nanosleep", "clock_nanosleep": return .polling
             // select/poll used purely as a sleep: no descriptors.
-            if (nr == CLS_SYS_SELECT || nr == CLS_SYS_PSELECT6) && args[0] == 0 { return .polling }
-            if (nr == CLS_SYS_POLL || nr == CLS_SYS_PPOLL) && args[1] == 0 { return .polling }
+            case "select", "pselect6": if args[0] == 0 { return .polling }
+            case "poll", "ppoll": if args[1] == 0 { return .polling }
+            default: break
+            }
         }
         return .idle
     }
@@ -400,28 +403,26 @@ public struct LockCall: Sendable, Hashable {
 
     /// flock(fd, op) or fcntl(fd, F_SETLK[W]/F_OFD_SETLK[W], …); nil for anything else.
     public init?(number: Int, args: [UInt64]) {
-        if number == CLS_SYS_FLOCK {
+        switch SyscallTable.host.name(of: number) {
+        case "flock":
             let op = Int32(truncatingIfNeeded: args[1])
             guard op & (LOCK_SH | LOCK_EX) != 0 else { return nil }
             kind = .flock
             access = op & LOCK_EX != 0 ? .write : .read
             blocking = op & LOCK_NB == 0
             start = nil
-            return
-        }
-        if number == CLS_SYS_FCNTL {
-            let cmd = Int32(truncatingIfNeeded: args[1])
-            switch cmd {
-            case CLS_F_SETLKW: kind = .posix; blocking = true
-            case CLS_F_OFD_SETLKW: kind = .ofd; blocking = true
-            case F_SETLK: kind = .posix; blocking = false
-            case 37: kind = .ofd; blocking = false  // F_OFD_SETLK
+        case "fcntl":
+            switch Int32(truncatingIfNeeded: args[1]) {
+            case FcntlCmd.setlkw: kind = .posix; blocking = true
+            case FcntlCmd.ofdSetlkw: kind = .ofd; blocking = true
+            case FcntlCmd.setlk: kind = .posix; blocking = false
+            case FcntlCmd.ofdSetlk: kind = .ofd; blocking = false
             default: return nil
             }
             access = .write  // the struct flock is in the tracee's memory; the tracer decodes it
             start = nil
-            return
+        default:
+            return nil
         }
-        return nil
     }
 }

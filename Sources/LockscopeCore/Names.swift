@@ -62,3 +62,26 @@ public func signalName(_ number: Int32) -> String {
     if number >= 34 && number <= 64 { return number == 34 ? "SIGRTMIN" : "SIGRTMIN+\(number - 34)" }
     return "SIG" + String(number)
 }
+
+/// fcntl(2) commands (include/uapi/asm-generic/fcntl.h, include/uapi/linux/fcntl.h;
+/// numbered alike on x86_64 and aarch64). The OFD ones are hidden behind
+/// _GNU_SOURCE in Swift's Glibc.
+public enum FcntlCmd {
+    public static let getlk: Int32 = 5
+    public static let setlk: Int32 = 6
+    public static let setlkw: Int32 = 7
+    public static let ofdGetlk: Int32 = 36
+    public static let ofdSetlk: Int32 = 37
+    public static let ofdSetlkw: Int32 = 38
+
+    private static let names: [Int32: String] = [
+        0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",
+        7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 10: "F_SETSIG", 11: "F_GETSIG", 15: "F_SETOWN_EX",
+        16: "F_GETOWN_EX", 36: "F_OFD_GETLK", 37: "F_OFD_SETLK", 38: "F_OFD_SETLKW", 1024: "F_SETLEASE",
+        1025: "F_GETLEASE", 1026: "F_NOTIFY", 1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ", 1032: "F_GETPIPE_SZ",
+        1033: "F_ADD_SEALS", 1034: "F_GET_SEALS",
+    ]
+
+    /// `F_SETLKW` for 7; nil for a number without a name.
+    public static func name(_ cmd: Int32) -> String? { names[cmd] }
+}

@@ -2,34 +2,82 @@
 /// proc_pid_syscall(5)). They take text and return values so they can be tested
 /// on recorded data; `ProcessReader` does the reading.
 
-/// The fields of /proc/PID/stat (or task/TID/stat) lockscope uses.
+/// The fields of /proc/PID/stat (or task/TID/stat) lockscope uses. The one parser
+/// of that file: the scanner, the sampler (on its reused buffer), the diagnosis and
+/// the tests all ask it.
 public struct StatFields: Sendable, Hashable {
     public var pid: Int32
     public var comm: String
     public var state: Character
     public var ppid: Int32
     public var pgrp: Int32
+    /// Field 9: the kernel's `PF_*` flags.
+    public var flags: UInt64
     public var utime: UInt64
     public var stime: UInt64
     /// Field 22: start time in clock ticks after boot.
     public var startTicks: UInt64
     public var threads: Int
 
+    /// `PF_KTHREAD` (include/linux/sched.h): a kernel thread, with no user space.
+    public var isKernelThread: Bool { flags & 0x0020_0000 != 0 }
+
     /// `pid (comm) S ppid pgrp ...`. comm may contain spaces and parentheses, so the
     /// fields resume after the *last* `)` (fs/proc/array.c `do_task_stat()`).
     public static func parse(_ text: String) -> StatFields? {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") , open < close else { return nil }
-        guard let pid = Int32(text[text.startIndex..<open].trimmingSpaces) else { return nil }
-        let comm = String(text[text.index(after: open)..<close])
-        let rest = text[text.index(after: close)...].split(separator: " ")
-        // rest[0] is field 3 (state); field n is rest[n - 3].
-        guard rest.count >= 20, let state = rest[0].first,
-              let ppid = Int32(rest[1]), let pgrp = Int32(rest[2]),
-              let utime = UInt64(rest[11]), let stime = UInt64(rest[12]),
-              let threads = Int(rest[17]), let start = UInt64(rest[19])
+        var t = text
+        return t.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same, from bytes in place (no allocation: comm fits a small string).
+    public static func parse(_ b: UnsafeRawBufferPointer) -> StatFields? {
+        guard let open = b.firstIndex(of: UInt8(ascii: "(")), let close = b.lastIndex(of: UInt8(ascii: ")")),
+              open < close, close + 2 < b.count, let pid = number(b, 0..<open)
         else { return nil }
-        return StatFields(pid: pid, comm: comm, state: state, ppid: ppid, pgrp: pgrp, utime: utime, stime: stime,
-                          startTicks: start, threads: threads)
+        // Field 3 is the state; then space-separated numbers, field n ending at the nth space.
+        var f = StatFields(pid: Int32(truncatingIfNeeded: pid), comm: String(decoding: UnsafeRawBufferPointer(rebasing: b[(open + 1)..<close]), as: UTF8.self),
+                           state: Character(Unicode.Scalar(b[close + 2])), ppid: 0, pgrp: 0, flags: 0, utime: 0, stime: 0,
+                           startTicks: 0, threads: 0)
+        var field = 4
+        var start = close + 4
+        var i = start
+        while field <= 22 {
+            guard i <= b.count else { return nil }
+            if i < b.count && b[i] != UInt8(ascii: " ") && b[i] != 10 { i += 1; continue }
+            let needed = [4, 5, 9, 14, 15, 20, 22].contains(field)
+            if needed {
+                guard let v = number(b, start..<i) else { return nil }
+                switch field {
+                case 4: f.ppid = Int32(truncatingIfNeeded: v)
+                case 5: f.pgrp = Int32(truncatingIfNeeded: v)
+                case 9: f.flags = UInt64(bitPattern: v)
+                case 14: f.utime = UInt64(bitPattern: v)
+                case 15: f.stime = UInt64(bitPattern: v)
+                case 20: f.threads = Int(v)
+                default: f.startTicks = UInt64(bitPattern: v)
+                }
+            }
+            field += 1
+            i += 1
+            start = i
+        }
+        return f
+    }
+
+    /// A decimal number, optionally negative, with surrounding spaces; or nil.
+    private static func number(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Int64? {
+        var lo = r.lowerBound, hi = r.upperBound
+        while lo < hi && b[lo] == UInt8(ascii: " ") { lo += 1 }
+        while hi > lo && b[hi - 1] == UInt8(ascii: " ") { hi -= 1 }
+        let negative = lo < hi && b[lo] == UInt8(ascii: "-")
+        if negative { lo += 1 }
+        guard lo < hi else { return nil }
+        var v: Int64 = 0
+        for i in lo..<hi {
+            guard b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9") else { return nil }
+            v = v &* 10 &+ Int64(b[i] - UInt8(ascii: "0"))
+        }
+        return negative ? -v : v
     }
 }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LockscopeCore
+import SystemPackage
 
 /// How the demo gets a private view of /etc/resolv.conf.
 public enum DemoMode: String, Sendable {
@@ -38,41 +39,61 @@ public enum DemoHolder {
         }
     }
 
-    /// Runs the helper; returns the process exit status. Never returns early while the holder lives.
-    public static func run(_ o: Options) -> Int32 {
-        DemoSignals.install()
-        func say(_ s: String) {
-            let line = Array((s + "\n").utf8)
-            _ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        }
-        func fail(_ what: String, _ e: Int32) -> Int32 {
-            say("fail \(what) \(DemoSystem.errnoText(e).replacingOccurrences(" ", "_"))")
-            return 1
-        }
+    /// A step of the helper that failed, and why.
+    struct Failure: Error {
+        var step: String
+        var errno: Errno
+    }
 
+    /// Runs the helper. Never returns early while the holder lives. False when a step
+    /// failed (it said `fail STEP ERRNO-TEXT` on stdout).
+    public static func run(_ o: Options) -> Bool {
+        StopSignals.install(catchingSIGPIPE: false)
+        do {
+            try hold(o)
+            return true
+        } catch {
+            say("fail \(error.step) \(error.errno.description.replacingOccurrences(" ", "_"))")
+            return false
+        }
+    }
+
+    static func say(_ s: String) {
+        let line = Array((s + "\n").utf8)
+        _ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+    }
+
+    /// Runs `body`, naming the step if it fails.
+    static func step<T>(_ name: String, _ body: @autoclosure () throws(Errno) -> T) throws(Failure) -> T {
+        do { return try body() } catch { throw Failure(step: name, errno: error) }
+    }
+
+    /// `body` is a C call that returns nonzero with `errno` set on failure.
+    static func call(_ name: String, _ body: () -> Int32) throws(Failure) {
+        if body() != 0 { throw Failure(step: name, errno: Errno(rawValue: errno)) }
+    }
+
+    private static func hold(_ o: Options) throws(Failure) {
         // 1. Namespaces.
         switch o.mode {
         case .root:
-            if DemoSystem.unshare(DemoSystem.cloneNewNS) != 0 { return fail("unshare(CLONE_NEWNS)", errno) }
+            try step("unshare(CLONE_NEWNS)", try DemoSystem.unshare(DemoSystem.cloneNewNS))
         case .userNamespace:
             let uid = getuid(), gid = getgid()
-            if DemoSystem.unshare(DemoSystem.cloneNewUser | DemoSystem.cloneNewNS | DemoSystem.cloneNewNet) != 0 {
-                return fail("unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWNET)", errno)
-            }
-            _ = DemoSystem.writeFile("/proc/self/setgroups", "deny")
-            var e = DemoSystem.writeFile("/proc/self/uid_map", "0 \(uid) 1\n")
-            if e != 0 { return fail("uid_map", e) }
-            e = DemoSystem.writeFile("/proc/self/gid_map", "0 \(gid) 1\n")
-            if e != 0 { return fail("gid_map", e) }
-            e = DemoSystem.loopbackUp()
-            if e != 0 { return fail("loopback-up", e) }
+            try step("unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWNET)",
+                     try DemoSystem.unshare(DemoSystem.cloneNewUser | DemoSystem.cloneNewNS | DemoSystem.cloneNewNet))
+            try? DemoSystem.writeFile("/proc/self/setgroups", "deny")
+            try step("uid_map", try DemoSystem.writeFile("/proc/self/uid_map", "0 \(uid) 1\n"))
+            try step("gid_map", try DemoSystem.writeFile("/proc/self/gid_map", "0 \(gid) 1\n"))
+            try step("loopback-up", try DemoSystem.loopbackUp())
         }
         // Nothing we mount may propagate back to the host.
-        if mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil) != 0 { return fail("mount-make-rprivate", errno) }
+        try call("mount-make-rprivate") { mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil) }
 
         // 2. Blackhole nameservers: bound UDP sockets nobody reads, so queries time out
         //    (an unbound port would answer with ICMP port-unreachable at once).
         var sockets: [Int32] = []
+        defer { for s in sockets { close(s) } }
         var addresses: [String] = []
         var candidates: [Int] = o.mode == .root ? Array(100...250) : Array(2...50)
         if o.mode == .root {
@@ -82,39 +103,40 @@ public enum DemoHolder {
         }
         for last in candidates where addresses.count < o.nameservers {
             let a = "127.0.0.\(last)"
-            let fd = DemoSystem.bindBlackhole(a, port: 53)
-            if fd >= 0 {
-                sockets.append(fd)
+            do {
+                sockets.append(try DemoSystem.bindBlackhole(a, port: 53))
                 addresses.append(a)
-            } else if -fd != EADDRINUSE && -fd != EADDRNOTAVAIL {
-                return fail("bind-\(a):53", -fd)
+            } catch where error == .addressInUse || error == .addressNotAvailable {
+                continue
+            } catch {
+                throw Failure(step: "bind-\(a):53", errno: error)
             }
         }
-        guard addresses.count == o.nameservers else { return fail("no-free-loopback-address", EADDRINUSE) }
+        guard addresses.count == o.nameservers else { throw Failure(step: "no-free-loopback-address", errno: .addressInUse) }
 
         // 3. The demo resolv.conf, bind-mounted over /etc/resolv.conf in this namespace only.
         let conf = o.dir + "/resolv.conf"
         var text = "# lockscope demo: nameservers that never answer (UDP sockets nobody reads)\n"
         for a in addresses { text += "nameserver \(a)\n" }
         text += "options timeout:\(o.timeout) attempts:\(o.attempts)\n"
-        let e = DemoSystem.writeFile(conf, text, create: true)
-        if e != 0 { return fail("write-resolv.conf", e) }
-        if mount(conf, "/etc/resolv.conf", nil, UInt(MS_BIND), nil) != 0 {
-            return fail("bind-mount-/etc/resolv.conf", errno)
-        }
+        try step("write-resolv.conf", try DemoSystem.writeFile(conf, text, create: true))
+        try call("bind-mount-/etc/resolv.conf") { mount(conf, "/etc/resolv.conf", nil, UInt(MS_BIND), nil) }
         say("nameservers " + addresses.joined(separator: " "))
 
         // 4. The holder, inside the namespaces; its stdout is ours (the orchestrator reads both).
-        guard let input = DemoSystem.pipe2() else { return fail("pipe", errno) }
-        let holder = DemoSystem.spawn(o.holder, stdin: input.read, stdout: 1, stderr: 2)
-        close(input.read)
-        if holder < 0 { return fail("spawn-holder", -holder) }
-        DemoSignals.register(holder, signal: SIGKILL)
+        let input = try step("pipe", try Spawn.cloexecPipe())
+        defer { close(input.write) }
+        let holder: pid_t
+        do {
+            defer { close(input.read) }
+            holder = try step("spawn-holder", try Spawn.process(o.holder, stdin: input.read, stdout: 1, stderr: 2))
+        }
+        StopSignals.stop(child: holder, with: SIGKILL)
         say("holder \(holder)")
 
         // 5. Hold until stdin closes (the orchestrator is done, or died) or a signal.
         var holderAlive = true
-        while DemoSignals.requested == 0 {
+        while StopSignals.requested == 0 {
             var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
             let r = poll(&p, 1, 200)
             if r > 0 {
@@ -122,22 +144,19 @@ public enum DemoHolder {
                 let n = b.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
                 if n <= 0 || b.contains(10) { break }
             }
-            if holderAlive, let status = DemoSystem.reap(holder, block: false) {
+            if holderAlive, let status = Spawn.reap(holder, block: false) {
                 holderAlive = false
-                DemoSignals.unregister(holder)
+                StopSignals.forget(child: holder)
                 say("holder-exited \(status)")
             }
         }
 
         // 6. Stop the holder (it is our child: reaping it keeps its pid ours until then).
-        close(input.write)
         if holderAlive {
             kill(holder, SIGKILL)
-            _ = DemoSystem.reap(holder, block: true)
-            DemoSignals.unregister(holder)
+            _ = Spawn.reap(holder, block: true)
+            StopSignals.forget(child: holder)
         }
-        for s in sockets { close(s) }
-        return 0
     }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LockscopeCore
 import LockscopeDiagnosis
+import SystemPackage
 
 /// `lockscope demo`: reproduces the xtables incident on this machine, using only
 /// its own temporary directory, loopback addresses and child processes.
@@ -17,7 +18,7 @@ import LockscopeDiagnosis
 /// 3. `waiters` more testbeds block in flock(LOCK_EX) on the same file.
 /// 4. The caller runs diagnose on `DIR/xtables.lock`, then `tearDown()`.
 ///
-/// Everything it starts is registered with `DemoSignals` and stopped by pid.
+/// Everything it starts is registered with `StopSignals` and stopped by pid.
 public final class DemoRunner {
     public struct Options: Sendable {
         public var waiters = 20
@@ -100,7 +101,7 @@ public final class DemoRunner {
         guard access(testbed, X_OK) == 0 else {
             throw .environment("lockscope demo needs lockscope-testbed next to lockscope (looked for \(testbed)); build it with `swift build`")
         }
-        DemoSignals.install()
+        StopSignals.install(catchingSIGPIPE: false)
         do {
             return try build(mode: mode)
         } catch {
@@ -109,26 +110,26 @@ public final class DemoRunner {
         }
     }
 
-    func cancelled() -> Bool { DemoSignals.requested != 0 }
+    func cancelled() -> Bool { StopSignals.requested != 0 }
 
     private func build(mode: DemoMode) throws(LockscopeError) -> Setup {
         // The directory: everything the demo writes lives here.
         let base = (getenv("TMPDIR").map { String(cString: $0) }).flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array((base + "/lockscope-demo.XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw .environment("lockscope demo: cannot create a directory in \(base): \(DemoSystem.errnoText(errno))")
+            throw .environment("lockscope demo: cannot create a directory in \(base): \(Errno(rawValue: errno).description)")
         }
         let dir = String(cString: made)
         self.dir = dir
         let lock = dir + "/xtables.lock"
-        guard DemoSystem.writeFile(lock, "", create: true) == 0 else {
-            throw .environment("lockscope demo: cannot create \(lock): \(DemoSystem.errnoText(errno))")
+        do { try DemoSystem.writeFile(lock, "", create: true) } catch {
+            throw .environment("lockscope demo: cannot create \(lock): \(error)")
         }
         // Name the processes like the incident's: comm comes from the exec'd file name.
         mkdir(dir + "/bin", 0o755)
         let iptables = dir + "/bin/iptables"
         if symlink(testbed, iptables) != 0 {
-            throw .environment("lockscope demo: cannot create \(iptables): \(DemoSystem.errnoText(errno))")
+            throw .environment("lockscope demo: cannot create \(iptables): \(Errno(rawValue: errno).description)")
         }
         if mode == .userNamespace { chmod(dir, 0o755) }
 
@@ -153,9 +154,9 @@ public final class DemoRunner {
         var nameservers: [String] = []
         var holderPid: Int32 = 0
         var holderLocked = false
-        let deadline = DemoSystem.monotonic() + 15
+        let deadline = MonotonicClock.seconds + 15
         while !(holderLocked && holderPid > 0 && !nameservers.isEmpty) {
-            let left = deadline - DemoSystem.monotonic()
+            let left = deadline - MonotonicClock.seconds
             guard left > 0, let line = h.out.next(timeout: left, cancelled: cancelled) else {
                 if cancelled() { throw .environment("lockscope demo: interrupted") }
                 throw .environment("lockscope demo: the holder did not take the lock in time" + (h.out.eof ? " (helper exited)" : ""))
@@ -185,16 +186,16 @@ public final class DemoRunner {
         // Until the kernel lists every waiter behind the holder.
         let target: Target
         do { target = try TargetResolver().resolve(lock) } catch { throw error }
-        let end = DemoSystem.monotonic() + 10
+        let end = MonotonicClock.seconds + 10
         while true {
             if cancelled() { throw .environment("lockscope demo: interrupted") }
             let text = (try? ProcRoot().readText("locks")) ?? ""
             let entry = ProcLocksParser.parse(text).locks.first { $0.lock.file == target.file }
             if let entry, entry.waiters.count >= options.waiters { break }
-            if DemoSystem.monotonic() > end {
+            if MonotonicClock.seconds > end {
                 throw .environment("lockscope demo: only \(entry?.waiters.count ?? 0) of \(options.waiters) waiters queued in time")
             }
-            DemoSystem.sleep(seconds: 0.02)
+            MonotonicClock.sleep(seconds: 0.02)
         }
 
         var conf = ResolvConf()
@@ -216,18 +217,18 @@ public final class DemoRunner {
     }
 
     private func start(_ argv: [String], stopSignal: Int32) throws(LockscopeError) -> (pid: pid_t, stdin: Int32, out: LineReader) {
-        guard let input = DemoSystem.pipe2(), let output = DemoSystem.pipe2() else {
-            throw .environment("lockscope demo: pipe: \(DemoSystem.errnoText(errno))")
+        let input: (read: Int32, write: Int32), output: (read: Int32, write: Int32)
+        do { (input, output) = (try Spawn.cloexecPipe(), try Spawn.cloexecPipe()) } catch {
+            throw .environment("lockscope demo: pipe: \(error)")
         }
-        let pid = DemoSystem.spawn(argv, stdin: input.read, stdout: output.write, stderr: 2)
-        close(input.read)
-        close(output.write)
-        if pid < 0 {
+        defer { close(input.read); close(output.write) }
+        let pid: pid_t
+        do { pid = try Spawn.process(argv, stdin: input.read, stdout: output.write, stderr: 2) } catch {
             close(input.write)
             close(output.read)
-            throw .environment("lockscope demo: cannot start \(argv[0]): \(DemoSystem.errnoText(-pid))")
+            throw .environment("lockscope demo: cannot start \(argv[0]): \(error)")
         }
-        DemoSignals.register(pid, signal: stopSignal)
+        StopSignals.stop(child: pid, with: stopSignal)
         return (pid, input.write, LineReader(fd: output.read))
     }
 
@@ -242,31 +243,31 @@ public final class DemoRunner {
             close(w.out.fd)
         }
         for w in waiters {
-            if DemoSystem.reap(w.pid, block: true) != nil { stopped += 1 }
-            DemoSignals.unregister(w.pid)
+            if Spawn.reap(w.pid, block: true) != nil { stopped += 1 }
+            StopSignals.forget(child: w.pid)
         }
         waiters = []
         // The helper stops the holder (its child) when its stdin closes or on SIGTERM.
         if let h = helper {
             close(h.stdin)
-            let end = DemoSystem.monotonic() + 5
-            var status = DemoSystem.reap(h.pid, block: false)
-            while status == nil && DemoSystem.monotonic() < end {
-                DemoSystem.sleep(seconds: 0.02)
-                status = DemoSystem.reap(h.pid, block: false)
+            let end = MonotonicClock.seconds + 5
+            var status = Spawn.reap(h.pid, block: false)
+            while status == nil && MonotonicClock.seconds < end {
+                MonotonicClock.sleep(seconds: 0.02)
+                status = Spawn.reap(h.pid, block: false)
             }
             if status == nil {
                 kill(h.pid, SIGTERM)
-                DemoSystem.sleep(seconds: 0.5)
-                status = DemoSystem.reap(h.pid, block: false)
+                MonotonicClock.sleep(seconds: 0.5)
+                status = Spawn.reap(h.pid, block: false)
                 if status == nil {
                     kill(h.pid, SIGKILL)
-                    status = DemoSystem.reap(h.pid, block: true)
+                    status = Spawn.reap(h.pid, block: true)
                     leftovers.append("helper \(h.pid) needed SIGKILL")
                 }
             }
             close(h.out.fd)
-            DemoSignals.unregister(h.pid)
+            StopSignals.forget(child: h.pid)
             stopped += 2  // the helper and the holder it stopped
             helper = nil
         }
@@ -275,7 +276,7 @@ public final class DemoRunner {
             for f in ["bin/iptables", "xtables.lock", "resolv.conf"] { unlink(dir + "/" + f) }
             rmdir(dir + "/bin")
             removed = rmdir(dir) == 0 || errno == ENOENT
-            if !removed { leftovers.append("\(dir): \(DemoSystem.errnoText(errno))") }
+            if !removed { leftovers.append("\(dir): \(Errno(rawValue: errno).description)") }
             self.dir = nil
         }
         let c = Cleanup(processesStopped: stopped, directoryRemoved: removed, leftovers: leftovers)

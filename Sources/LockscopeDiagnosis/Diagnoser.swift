@@ -166,9 +166,7 @@ public struct Diagnoser: Sendable {
         var out: [Int32: [Int32]] = [:]
         guard let pids = try? proc.listPids() else { return out }
         for pid in pids {
-            guard let text = try? proc.readText("\(pid)/stat"), let close = text.lastIndex(of: ")") else { continue }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            if fields.count > 1, let ppid = Int32(fields[1]) { out[ppid, default: []].append(pid) }
+            if let text = try? proc.readText("\(pid)/stat"), let f = StatFields.parse(text) { out[f.ppid, default: []].append(pid) }
         }
         return out
     }

@@ -56,7 +56,7 @@ public struct LockDiagnosis: Sendable, Hashable {
 
 /// What `diagnose` concludes, as a value the renderers format.
 public struct Diagnosis: Sendable {
-    /// The exit status scripts key on (docs/diagnose.md).
+    /// What scripts key on (the executable maps it to an exit status, docs/diagnose.md).
     public enum Outcome: String, Sendable, Hashable {
         /// Nobody waits for any lock that was looked at.
         case noContention = "no-contention"
@@ -64,14 +64,6 @@ public struct Diagnosis: Sendable {
         case contention = "contention"
         /// Someone waits, but a holder could not be inspected (permission): run as root.
         case couldNotInspect = "could-not-inspect"
-
-        public var exitCode: Int32 {
-            switch self {
-            case .noContention: return 0
-            case .contention: return 3
-            case .couldNotInspect: return 4
-            }
-        }
     }
 
     public var targets: [Target]

@@ -7,8 +7,13 @@ import LockscopeTrace
 /// with the diagnosis fields added; findings carry their evidence as typed values.
 public struct DiagnosisJSON {
     public var syscallName: SyscallNamer
+    /// The exit status the command gives each outcome (the executable's table).
+    public var exitCode: (Diagnosis.Outcome) -> Int32
 
-    public init(syscallName: @escaping SyscallNamer) { self.syscallName = syscallName }
+    public init(syscallName: @escaping SyscallNamer, exitCode: @escaping (Diagnosis.Outcome) -> Int32) {
+        self.syscallName = syscallName
+        self.exitCode = exitCode
+    }
 
     public func value(_ d: Diagnosis) -> JSONValue {
         let report = LockReport(targets: d.targets, locks: d.locks.map(\.lock),
@@ -47,7 +52,7 @@ public struct DiagnosisJSON {
         return .object([
             ("schema", .string("lockscope.diagnosis/1")),
             ("outcome", .string(d.outcome.rawValue)),
-            ("exit_code", .int(Int64(d.outcome.exitCode))),
+            ("exit_code", .int(Int64(exitCode(d.outcome)))),
             ("verdict", .array(d.verdict.map { .string($0) })),
             ("window_seconds", .double(d.windowSeconds)),
             ("activity_source", .string(d.activitySource?.rawValue)),

@@ -1,6 +1,7 @@
 // Live-test helpers: running a command to completion and capturing its output.
 import Foundation
 import Glibc
+import LockscopeCore
 
 /// The result of ``runCommand(_:stdin:timeout:environment:)``.
 public struct CommandResult: Sendable {
@@ -50,10 +51,10 @@ public func runCommand(_ argv: [String], stdin: String = "", timeout: Double = 3
     var outBytes = [UInt8](), errBytes = [UInt8]()
     var open = [out.read, err.read]
     var timedOut = false
-    let deadline = monotonicSeconds() + timeout
+    let deadline = MonotonicClock.seconds + timeout
     var buf = [UInt8](repeating: 0, count: 65536)
     while !open.isEmpty {
-        let left = deadline - monotonicSeconds()
+        let left = deadline - MonotonicClock.seconds
         if left <= 0 {
             timedOut = true
             kill(-pid, SIGKILL)
@@ -72,9 +73,8 @@ public func runCommand(_ argv: [String], stdin: String = "", timeout: Double = 3
         }
     }
     close(out.read); close(err.read)
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return CommandResult(exitCode: exitCode(fromWaitStatus: status),
+    let status = Spawn.reap(pid, block: true) ?? -1
+    return CommandResult(exitCode: Spawn.exitCode(fromWaitStatus: status),
                          stdout: String(decoding: outBytes, as: UTF8.self),
                          stderr: String(decoding: errBytes, as: UTF8.self),
                          timedOut: timedOut, stdoutBytes: outBytes)

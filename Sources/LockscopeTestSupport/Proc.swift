@@ -1,15 +1,16 @@
 // Live-test helpers: waiting on /proc facts about live processes.
 import Foundation
 import Glibc
+import LockscopeCore
 
 /// Polls `condition` every `interval` seconds until it returns true (then
 /// returns true) or `timeout` seconds pass (then returns false).
 @discardableResult
 public func waitUntil(timeout: Double = 10, interval: Double = 0.01, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = monotonicSeconds() + timeout
+    let deadline = MonotonicClock.seconds + timeout
     while true {
         if try condition() { return true }
-        if monotonicSeconds() >= deadline { return false }
+        if MonotonicClock.seconds >= deadline { return false }
         usleep(UInt32(interval * 1_000_000))
     }
 }
@@ -49,8 +50,7 @@ public func waitUntilBlocked(_ pid: pid_t, tid: pid_t? = nil, inSyscall number: 
 
 /// True while /proc/PID exists and the process is not a zombie.
 public func processIsAlive(_ pid: pid_t) -> Bool {
-    guard let stat = readProcText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)...].first
+    guard let state = readProcText("/proc/\(pid)/stat").flatMap(StatFields.parse)?.state else { return false }
     return state != "Z" && state != "X"
 }
 
@@ -77,18 +77,4 @@ public func fdsHoldingLocks(pid: pid_t) -> [Int32] {
 }
 
 /// Reads a small /proc file with plain read(2) (no stat, never follows fd links).
-public func readProcText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 8192)
-    while true {
-        let n = read(fd, &buf, buf.count)
-        if n > 0 { out.append(contentsOf: buf[0..<n]); continue }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { return nil }
-        break
-    }
-    return String(decoding: out, as: UTF8.self)
-}
+public func readProcText(_ path: String) -> String? { try? ProcRoot("/").readText(String(path.drop { $0 == "/" })) }

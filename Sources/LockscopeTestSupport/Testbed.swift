@@ -1,6 +1,7 @@
 // Live-test helpers: driving lockscope-testbed processes.
 import Foundation
 import Glibc
+import LockscopeCore
 
 /// A running `lockscope-testbed` started by a test, in a process group of its own.
 ///
@@ -156,10 +157,10 @@ public final class Testbed {
     /// or ``TestSupportError/exited(what:output:)``.
     @discardableResult
     public func waitFor(line prefix: String, timeout: Double = 10) throws -> String {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds + timeout
         while true {
             if let line = lines.first(where: { $0.hasPrefix(prefix) }) { return line }
-            let left = deadline - monotonicSeconds()
+            let left = deadline - MonotonicClock.seconds
             if left <= 0 {
                 throw TestSupportError.timeout(what: "a line starting with '\(prefix)'", seconds: timeout,
                                                detail: "output so far:\n" + lines.joined(separator: "\n"))
@@ -179,9 +180,9 @@ public final class Testbed {
 
     /// Waits until `count` `child`/`daemon` lines arrived and returns those pids.
     public func waitForChildren(_ count: Int = 1, timeout: Double = 10) throws -> [pid_t] {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds + timeout
         while childPids.count + daemonPids.count < count {
-            let left = deadline - monotonicSeconds()
+            let left = deadline - MonotonicClock.seconds
             if left <= 0 { throw TestSupportError.timeout(what: "\(count) child pid(s)", seconds: timeout, detail: lines.joined(separator: "\n")) }
             if !pump(timeout: min(left, 0.2)) && childPids.count + daemonPids.count < count {
                 throw TestSupportError.exited(what: "\(count) child pid(s)", output: lines)
@@ -211,17 +212,17 @@ public final class Testbed {
     /// returns its exit code (128+signal if killed), or nil if it is still running.
     @discardableResult
     public func waitForExit(timeout: Double = 10) -> Int32? {
-        if let s = exitStatus { return exitCode(fromWaitStatus: s) }
-        let deadline = monotonicSeconds() + timeout
+        if let s = exitStatus { return Spawn.exitCode(fromWaitStatus: s) }
+        let deadline = MonotonicClock.seconds + timeout
         repeat {
-            if let s = reapNoHang(spawnedPid) {
+            if let s = Spawn.reap(spawnedPid, block: false) {
                 exitStatus = s
                 pump(timeout: 0)
-                return exitCode(fromWaitStatus: s)
+                return Spawn.exitCode(fromWaitStatus: s)
             }
             pump(timeout: 0.01)
             usleep(5_000)
-        } while monotonicSeconds() < deadline
+        } while MonotonicClock.seconds < deadline
         return nil
     }
 
@@ -238,9 +239,7 @@ public final class Testbed {
         }
         if exitStatus == nil {
             kill(-spawnedPid, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(spawnedPid, &status, 0) < 0 && errno == EINTR {}
-            exitStatus = status
+            exitStatus = Spawn.reap(spawnedPid, block: true)
         } else {
             // Already reaped: the group may still have members (fork children).
             kill(-spawnedPid, SIGKILL)

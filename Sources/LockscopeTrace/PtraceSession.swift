@@ -1,5 +1,6 @@
-import CLockscope
+import CLockscopeTrace
 import LockscopeCore
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,7 +57,7 @@ final class PtraceSession {
         self.options = options
         self.table = table
         resolver = FdResolver(proc: proc)
-        startNs = cls_monotonic_ns()
+        startNs = MonotonicClock.nanoseconds
         let size = (table.all.last?.number ?? 0) + 1
         matches = (0..<size).map { n in table[n].map { options.filter.matches(name: $0.name, classes: $0.classes) } ?? options.filter.matchesAll }
         counts = [Int](repeating: 0, count: size)
@@ -111,7 +112,7 @@ final class PtraceSession {
                     t.pendingAttach = pending
                     threads[tid] = t
                     allTids.append(tid)
-                    events.append(.attached(time: seconds(cls_monotonic_ns()), pid: pid, tid: tid, inSyscall: pending))
+                    events.append(.attached(time: seconds(MonotonicClock.nanoseconds), pid: pid, tid: tid, inSyscall: pending))
                 }
             }
             if seen.isEmpty {
@@ -132,8 +133,8 @@ final class PtraceSession {
         if e == EPERM, let scope = PtraceTracer.yamaScope(proc: proc), scope >= 3 || (scope >= 1 && geteuid() != 0) {
             return .ptraceRestricted(pid: pid, scope: scope)
         }
-        if e == EPERM || e == EACCES { return .permissionDenied(pid: pid, errno: e) }
-        return .system(call: "PTRACE_SEIZE", pid: tid, errno: e)
+        if e == EPERM || e == EACCES { return .permissionDenied(pid: pid, errno: Errno(rawValue: e)) }
+        return .system(call: "PTRACE_SEIZE", pid: tid, errno: Errno(rawValue: e))
     }
 
     func decoder(pid: Int32, tid: Int32) -> SyscallDecoder {
@@ -157,7 +158,7 @@ final class PtraceSession {
             if sig != 0 { return .interrupted(signal: sig) }
             if sinceCheck == 0 {
                 if shouldStop() { return .interrupted(signal: 0) }
-                if let d = deadlineNs, cls_monotonic_ns() >= d { return .duration }
+                if let d = deadlineNs, MonotonicClock.nanoseconds >= d { return .duration }
             }
             sinceCheck = (sinceCheck + 1) & 15
 
@@ -167,7 +168,7 @@ final class PtraceSession {
                 return .allExited                               // ECHILD: nothing left to wait for
             }
             stops += 1
-            let now = cls_monotonic_ns()
+            let now = MonotonicClock.nanoseconds
             guard let t = threads[tid] else {
                 // A task we did not know: a new thread/child reporting before its parent's
                 // event, or an unrelated child of ours (not ptrace-stopped: ignore it).
@@ -442,16 +443,16 @@ final class PtraceSession {
     /// uninterruptible sleep cannot stop); the kernel detaches those when lockscope exits.
     func detachAll(timeoutNs: Int64 = 3_000_000_000, onEvent: (TraceEvent) -> Bool) {
         for t in threads.values { _ = cls_ptrace(CLS_PTRACE_INTERRUPT, t.tid, 0, 0) }
-        let deadline = cls_monotonic_ns() + timeoutNs
+        let deadline = MonotonicClock.nanoseconds + timeoutNs
         var status: Int32 = 0
         var outputOK = true
-        while !threads.isEmpty && cls_monotonic_ns() < deadline {
+        while !threads.isEmpty && MonotonicClock.nanoseconds < deadline {
             let tid = waitpid(-1, &status, CLS_WALL)
             if tid < 0 {
                 if errno == EINTR { continue }
                 break
             }
-            let now = cls_monotonic_ns()
+            let now = MonotonicClock.nanoseconds
             guard let t = threads[tid] else {
                 // A task born during the drain: it is attached and stopped; let it go.
                 if cls_wifstopped(status) != 0 { _ = cls_ptrace(CLS_PTRACE_DETACH, tid, 0, 0) }
@@ -510,7 +511,7 @@ final class PtraceSession {
             if a.totalSeconds != b.totalSeconds { return a.totalSeconds > b.totalSeconds }
             return a.name < b.name
         }
-        return TraceSummary(endedBy: endedBy, wallSeconds: Double(cls_monotonic_ns() - startNs) / 1e9,
+        return TraceSummary(endedBy: endedBy, wallSeconds: Double(MonotonicClock.nanoseconds - startNs) / 1e9,
                             pids: allPids, tids: allTids, stats: stats, stops: stops)
     }
 }

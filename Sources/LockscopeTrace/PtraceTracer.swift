@@ -1,4 +1,4 @@
-import CLockscope
+import CLockscopeTrace
 import LockscopeCore
 
 /// What to trace and for how long.
@@ -108,7 +108,7 @@ public struct PtraceTracer: Sendable {
                       onEvent: (TraceEvent) -> Bool) throws(TraceError) -> TraceSummary {
         guard proc.isLive else { throw .notLive(proc.path) }
         let session = PtraceSession(proc: proc, options: options, table: .host)
-        cls_trace_set_wake_thread()
+        StopSignals.wakeThisThread()
         // Wakes waitpid() every 50 ms to look at the clock and the stop flag.
         _ = cls_trace_start_ticker(50_000_000)
         defer { cls_trace_stop_ticker() }

@@ -1,4 +1,4 @@
-import CLockscope
+import CLockscopeTrace
 #if canImport(Glibc)
 import Glibc
 #endif

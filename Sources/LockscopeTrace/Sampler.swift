@@ -1,4 +1,3 @@
-import CLockscope
 import LockscopeCore
 #if canImport(Glibc)
 import Glibc

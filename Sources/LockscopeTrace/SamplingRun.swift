@@ -1,4 +1,3 @@
-import CLockscope
 import LockscopeCore
 #if canImport(Glibc)
 import Glibc
@@ -101,7 +100,7 @@ struct SamplingRun {
         let (secs, attos) = duration.components
         // A recorded tree does not change: one round.
         let totalNs = proc.isLive ? max(0, secs * 1_000_000_000 + attos / 1_000_000_000) : 0
-        let start = cls_monotonic_ns()
+        let start = MonotonicClock.nanoseconds
         let deadline = start + totalNs
         var buffer = [UInt8](repeating: 0, count: 1024)
         var rounds = 0
@@ -110,7 +109,7 @@ struct SamplingRun {
 
         var last = totalNs == 0
         while true {
-            let now = cls_monotonic_ns()
+            let now = MonotonicClock.nanoseconds
             if shouldStop() {
                 interrupted = true
                 last = true
@@ -125,14 +124,14 @@ struct SamplingRun {
             next = min(next + period, deadline)
             if next == deadline { last = true }
             // Sleep to the next tick; a stop signal interrupts the sleep (EINTR).
-            var remaining = next - cls_monotonic_ns()
+            var remaining = next - MonotonicClock.nanoseconds
             while remaining > 0 && !shouldStop() {
                 var ts = timespec(tv_sec: Int(remaining / 1_000_000_000), tv_nsec: Int(remaining % 1_000_000_000))
                 _ = nanosleep(&ts, nil)
-                remaining = next - cls_monotonic_ns()
+                remaining = next - MonotonicClock.nanoseconds
             }
         }
-        let end = cls_monotonic_ns()
+        let end = MonotonicClock.nanoseconds
 
         // Time since each sleeping thread last ran, against our own thread's clock.
         let selfExec = Self.execStart(try? proc.readText("thread-self/sched"))
@@ -233,7 +232,7 @@ struct SamplingRun {
 
     private func readWchan(_ fd: Int32, _ buffer: inout [UInt8]) -> String? {
         guard fd >= 0 else { return nil }
-        let n = buffer.withUnsafeMutableBytes { cls_pread0(fd, $0.baseAddress!, $0.count) }
+        let n = buffer.withUnsafeMutableBytes { b in (try? retryingOnInterrupt { pread(fd, b.baseAddress!, b.count, 0) }) ?? -1 }
         guard n > 0 else { return nil }
         let w = String(decoding: buffer[0..<n], as: UTF8.self)
         return w == "0" ? nil : w
@@ -248,12 +247,12 @@ struct SamplingRun {
         guard t.statFd >= 0 else { t.exited = true; t.closeAll(); return }
         var statOK = false
         buffer.withUnsafeMutableBytes { raw in
-            let n = cls_pread0(t.statFd, raw.baseAddress!, raw.count)
+            let n = (try? retryingOnInterrupt { pread(t.statFd, raw.baseAddress!, raw.count, 0) }) ?? -1
             guard n > 0 else { return }
             let b = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-            guard let f = RawStat(b) else { return }
-            if t.name.isEmpty { t.name = f.comm(b) }
-            t.state = Character(Unicode.Scalar(f.state))
+            guard let f = StatFields.parse(b) else { return }
+            if t.name.isEmpty { t.name = f.comm }
+            t.state = f.state
             let cpu = f.utime &+ f.stime
             if t.firstCPU == nil { t.firstCPU = cpu }
             t.lastCPU = cpu
@@ -267,7 +266,7 @@ struct SamplingRun {
         let state = t.state
         buffer.withUnsafeMutableBytes { raw in
             // Not opened (another user's process, best effort): unreadable, by state.
-            let n = t.syscallFd >= 0 ? cls_pread0(t.syscallFd, raw.baseAddress!, raw.count) : -1
+            let n = t.syscallFd >= 0 ? (try? retryingOnInterrupt { pread(t.syscallFd, raw.baseAddress!, raw.count, 0) }) ?? -1 : -1
             let b = UnsafeRawBufferPointer(rebasing: raw[0..<max(0, n)])
             let parsed = n > 0 ? RawSyscall.parse(b, into: &t.scratch) : .unreadable
             switch (parsed, state) {
@@ -345,68 +344,16 @@ struct TargetCheck {
         if proc.isLive && pid == getpid() { throw .ownProcess(pid) }
         let stat: String
         do { stat = try proc.readText("\(pid)/stat") } catch {
-            if error.isDenied { throw .permissionDenied(pid: pid, errno: error.errno.rawValue) }
+            if error.isDenied { throw .permissionDenied(pid: pid, errno: error.errno) }
             throw .noSuchProcess(pid)
         }
         guard let f = StatFields.parse(stat) else { throw .noSuchProcess(pid) }
-        if Self.isKernelThread(stat: stat) { throw .kernelThread(pid: pid, comm: f.comm) }
+        if f.isKernelThread { throw .kernelThread(pid: pid, comm: f.comm) }
         if f.state == "Z" || f.state == "X" { throw .zombie(pid) }
         do { _ = try proc.readBytes("\(pid)/syscall", limit: 256) } catch {
-            if error.isDenied { throw .permissionDenied(pid: pid, errno: error.errno.rawValue) }
+            if error.isDenied { throw .permissionDenied(pid: pid, errno: error.errno) }
             if error.isGone { throw .noSuchProcess(pid) }
         }
-    }
-
-    /// `PF_KTHREAD` (0x00200000) in field 9 of /proc/PID/stat.
-    static func isKernelThread(stat: String) -> Bool {
-        guard let close = stat.lastIndex(of: ")") else { return false }
-        let rest = stat[stat.index(after: close)...].split(separator: " ")
-        guard rest.count > 6, let flags = UInt64(rest[6]) else { return false }
-        return flags & 0x0020_0000 != 0
-    }
-}
-
-/// The fields of /proc/…/stat the sampler needs, parsed from bytes in place
-/// (fields resume after the last `)`, as in `StatFields.parse`).
-struct RawStat {
-    var commStart: Int
-    var commEnd: Int
-    var state: UInt8
-    var utime: UInt64 = 0
-    var stime: UInt64 = 0
-    var threads = 1
-
-    init?(_ b: UnsafeRawBufferPointer) {
-        guard let open = b.firstIndex(of: UInt8(ascii: "(")), let close = b.lastIndex(of: UInt8(ascii: ")")),
-              close + 2 < b.count else { return nil }
-        commStart = open + 1
-        commEnd = close
-        state = b[close + 2]
-        // Field 3 is the state; count fields after it: utime = 14, stime = 15, num_threads = 20.
-        var field = 3
-        var i = close + 2
-        var value: UInt64 = 0
-        while i < b.count && field <= 20 {
-            let c = b[i]
-            if c == UInt8(ascii: " ") || c == 10 {
-                switch field {
-                case 14: utime = value
-                case 15: stime = value
-                case 20: threads = Int(value)
-                default: break
-                }
-                field += 1
-                value = 0
-            } else if c >= 48 && c <= 57 {
-                value = value &* 10 &+ UInt64(c - 48)
-            }
-            i += 1
-        }
-        if field <= 20 { return nil }
-    }
-
-    func comm(_ b: UnsafeRawBufferPointer) -> String {
-        String(decoding: UnsafeRawBufferPointer(rebasing: b[commStart..<commEnd]), as: UTF8.self)
     }
 }
 

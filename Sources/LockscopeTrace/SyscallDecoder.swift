@@ -112,7 +112,7 @@ public struct SyscallDecoder {
         case .flockOp: return .flockOperation(FlockOperation(raw: Int64(Int32(truncatingIfNeeded: r))))
         case .fcntlCmd:
             let c = Int32(truncatingIfNeeded: r)
-            return .fcntlCommand(FcntlCommand(raw: c, name: Self.fcntlNames[c] ?? String(c)))
+            return .fcntlCommand(FcntlCommand(raw: c, name: FcntlCmd.name(c) ?? String(c)))
         case .fcntlArg:
             let cmd = FcntlCommand(raw: Int32(truncatingIfNeeded: raw[1]), name: "")
             if cmd.takesFlock {
@@ -275,14 +275,6 @@ public struct SyscallDecoder {
             return .other(family: family)
         }
     }
-
-    static let fcntlNames: [Int32: String] = [
-        0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",
-        7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 10: "F_SETSIG", 11: "F_GETSIG", 15: "F_SETOWN_EX",
-        16: "F_GETOWN_EX", 36: "F_OFD_GETLK", 37: "F_OFD_SETLK", 38: "F_OFD_SETLKW", 1024: "F_SETLEASE",
-        1025: "F_GETLEASE", 1026: "F_NOTIFY", 1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ", 1032: "F_GETPIPE_SZ",
-        1033: "F_ADD_SEALS", 1034: "F_GET_SEALS",
-    ]
 
     static let futexCommands = ["FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_FD", "FUTEX_REQUEUE", "FUTEX_CMP_REQUEUE",
                                 "FUTEX_WAKE_OP", "FUTEX_LOCK_PI", "FUTEX_UNLOCK_PI", "FUTEX_TRYLOCK_PI",

@@ -9,7 +9,6 @@
 // Each line is shorter than PIPE_BUF, so lines from forked processes sharing
 // the pipe never interleave.
 
-import CLockscope
 import Glibc
 
 let usage = """
@@ -356,8 +355,9 @@ func waitForLine() {
 /// flock(2): in Swift the name `flock` means the struct; bind the function explicitly.
 let flockCall: @convention(c) (Int32, Int32) -> Int32 = flock
 
+// Hidden behind _GNU_SOURCE in Swift's Glibc; include/uapi/asm-generic/fcntl.h.
 let F_OFD_SETLK_: Int32 = 37
-let F_OFD_SETLKW_: Int32 = Int32(CLS_F_OFD_SETLKW)  // 38
+let F_OFD_SETLKW_: Int32 = 38
 let F_SETLEASE_: Int32 = 1024
 
 func fcntlLock(_ cmd: Int32, _ access: Access, _ start: Int64, _ len: Int64, _ what: String) {

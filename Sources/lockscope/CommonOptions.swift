@@ -1,5 +1,6 @@
 import ArgumentParser
 import LockscopeCore
+import LockscopeDiagnosis
 import LockscopeRender
 #if canImport(Glibc)
 import Glibc
@@ -31,22 +32,43 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Exit codes, documented in docs/cli.md and `lockscope --help`.
-enum Exit {
-    static let ok: Int32 = 0
-    static let noLocks: Int32 = 1
-    static let usage: Int32 = 64        // EX_USAGE
-    static let noInput: Int32 = 66      // EX_NOINPUT: no such file, a directory, unopenable
-    static let software: Int32 = 70     // EX_SOFTWARE: /proc unreadable
+/// Every exit code lockscope uses, in one table (docs/cli.md, "Exit codes"). The
+/// library returns values and typed errors; only this table turns them into codes.
+enum Exit: Int32 {
+    case ok = 0
+    /// Answered, and the answer is no: FILE has no lock (who, waiters, trace), or the
+    /// demo's diagnosis did not find the incident (or its namespace helper failed).
+    case notFound = 1
+    /// diagnose: someone waits; the findings say why.
+    case contention = 3
+    /// diagnose: someone waits, but a holder could not be inspected.
+    case couldNotInspect = 4
+    case usage = 64        // EX_USAGE
+    case noInput = 66      // EX_NOINPUT: no such file or process, a directory, unopenable
+    case unavailable = 69  // EX_UNAVAILABLE: cannot be traced; the demo cannot run here
+    case software = 70     // EX_SOFTWARE: /proc unreadable, an unexpected failure
+    case ioError = 74      // EX_IOERR: the output could not be written
+    case noPermission = 77 // EX_NOPERM
+    case interrupted = 130 // 128 + SIGINT, as a shell reports it
+
+    var code: ExitCode { ExitCode(rawValue) }
+
+    init(_ outcome: Diagnosis.Outcome) {
+        switch outcome {
+        case .noContention: self = .ok
+        case .contention: self = .contention
+        case .couldNotInspect: self = .couldNotInspect
+        }
+    }
 }
 
 /// Turns a library error into one line on stderr and its documented exit code.
 func fail(_ error: LockscopeError) -> ExitCode {
     writeError("lockscope: \(terminalSafe(error.description))")
     switch error {
-    case .noSuchPath, .isDirectory, .cannotOpen: return ExitCode(Exit.noInput)
-    case .invalidIdentity, .noSuchProcess: return ExitCode(Exit.usage)
-    case .procRead, .malformed, .environment: return ExitCode(Exit.software)
+    case .noSuchPath, .isDirectory, .cannotOpen: return Exit.noInput.code
+    case .invalidIdentity, .noSuchProcess: return Exit.usage.code
+    case .procRead, .malformed, .environment: return Exit.software.code
     }
 }
 

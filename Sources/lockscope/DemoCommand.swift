@@ -77,8 +77,9 @@ struct Demo: ParsableCommand {
             guard let mode = DemoMode(rawValue: holderNamespaceMode ?? ""), !holderArgv.isEmpty else {
                 throw ValidationError("internal: --holder-namespace needs --mode and the holder's argv after --")
             }
-            throw ExitCode(DemoHolder.run(.init(dir: dir, mode: mode, nameservers: nameservers, timeout: timeout,
-                                                attempts: attempts, holder: holderArgv)))
+            let held = DemoHolder.run(.init(dir: dir, mode: mode, nameservers: nameservers, timeout: timeout,
+                                            attempts: attempts, holder: holderArgv))
+            throw (held ? Exit.ok : Exit.notFound).code
         }
         let exe = selfExecutable()
         let testbed = getenv("LOCKSCOPE_TESTBED").map { String(cString: $0) }
@@ -98,10 +99,10 @@ struct Demo: ParsableCommand {
         do {
             setup = try runner.setUp()
         } catch {
-            let interrupted = DemoSignals.requested != 0
+            let interrupted = StopSignals.requested != 0
             _ = runner.tearDown()
             writeError(interrupted ? "lockscope demo: interrupted; everything it started was stopped" : terminalSafe(error.description))
-            throw ExitCode(interrupted ? 130 : 69)
+            throw (interrupted ? Exit.interrupted : Exit.unavailable).code
         }
         if !quiet {
             emit(DemoNarration.setup(setup, options: options, style: style) + ["Running: lockscope diagnose \(terminalSafe(setup.lockPath))", ""])
@@ -111,21 +112,21 @@ struct Demo: ParsableCommand {
         let diagnosis: Diagnosis
         do {
             let target = try TargetResolver().resolve(setup.lockPath)
-            diagnosis = try diagnoser.diagnose(targets: [target], shouldStop: { DemoSignals.requested != 0 })
+            diagnosis = try diagnoser.diagnose(targets: [target], shouldStop: { StopSignals.requested != 0 })
         } catch {
             _ = runner.tearDown()
             writeError("lockscope demo: diagnose failed: \(terminalSafe(error.description))")
-            throw ExitCode(70)
+            throw Exit.software.code
         }
         let cleanup = runner.tearDown()
-        if DemoSignals.requested != 0 {
+        if StopSignals.requested != 0 {
             writeError("lockscope demo: interrupted; everything it started was stopped")
-            throw ExitCode(130)
+            throw Exit.interrupted.code
         }
         if json {
             let value = JSONValue.object([
                 ("demo", DemoNarration.json(setup, cleanup: cleanup)),
-                ("diagnosis", DiagnosisJSON(syscallName: hostSyscallName).value(diagnosis)),
+                ("diagnosis", DiagnosisJSON(syscallName: hostSyscallName, exitCode: { Exit($0).rawValue }).value(diagnosis)),
             ])
             emit([value.serialized()])
         } else if dot {
@@ -135,7 +136,7 @@ struct Demo: ParsableCommand {
             emit([""] + DemoNarration.cleanup(cleanup, setup: setup, style: style))
         }
         let found = diagnosis.findings.contains { $0.rule == .dnsTimeout }
-        if !found { throw ExitCode(1) }
+        if !found { throw Exit.notFound.code }
     }
 
     func selfExecutable() -> String {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import LockscopeCore
-import LockscopeDemo
 import LockscopeDiagnosis
 import LockscopeRender
 #if canImport(Glibc)
@@ -59,23 +58,23 @@ struct Diagnose: ParsableCommand {
             writeError("lockscope: warning: --ptrace stops the holders at every system call for the window; the default sampler stops nothing")
         }
         // Ctrl-C ends the sampling window early; the report covers what was seen.
-        DemoSignals.install()
+        StopSignals.install(catchingSIGPIPE: false)
         let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace))
         let diagnosis: Diagnosis
         do {
-            diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { DemoSignals.requested != 0 })
+            diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { StopSignals.requested != 0 })
         } catch {
             throw fail(error)
         }
         render(diagnosis, json: common.json, dot: dot, style: common.style, brief: brief)
-        throw ExitCode(diagnosis.outcome.exitCode)
+        throw Exit(diagnosis.outcome).code
     }
 }
 
 /// Shared by `diagnose` and `demo`.
 func render(_ d: Diagnosis, json: Bool, dot: Bool, style: Style, brief: Bool) {
     if json {
-        emit([DiagnosisJSON(syscallName: hostSyscallName).value(d).serialized()])
+        emit([DiagnosisJSON(syscallName: hostSyscallName, exitCode: { Exit($0).rawValue }).value(d).serialized()])
     } else if dot {
         fputs(DiagnosisDOT().render(d), stdout)
     } else {

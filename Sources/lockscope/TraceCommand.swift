@@ -1,5 +1,4 @@
 import ArgumentParser
-import CLockscope
 import LockscopeCore
 import LockscopeRender
 import LockscopeTrace
@@ -107,7 +106,7 @@ struct Trace: ParsableCommand {
             let holders = report.locks.flatMap(\.holders).map(\.pid)
             if holders.isEmpty {
                 writeError("lockscope: " + files.map(terminalSafe).joined(separator: ", ") + ": no process holds a lock on it; nothing to trace")
-                throw ExitCode(Exit.noLocks)
+                throw Exit.notFound.code
             }
             pids += holders
         }
@@ -128,7 +127,7 @@ struct Trace: ParsableCommand {
             for l in TraceText(style: style).sampler(report) { out.line(l) }
         }
         out.flush()
-        if out.failed { throw ExitCode(74) }
+        if out.failed { throw Exit.ioError.code }
     }
 
     func runPtrace(pids: [Int32], filter: SyscallFilter, style: Style, out: TraceOutput) throws {
@@ -174,18 +173,18 @@ struct Trace: ParsableCommand {
             for l in text.summary(summary) { out.line(l) }
         }
         out.flush()
-        if out.failed || summary.endedBy == .outputFailed { throw ExitCode(74) }
+        if out.failed || summary.endedBy == .outputFailed { throw Exit.ioError.code }
     }
 
     /// One line on stderr and the documented exit code.
     func traceFailure(_ error: TraceError) -> ExitCode {
         writeError("lockscope: " + terminalSafe(error.description))
         switch error {
-        case .noSuchProcess: return ExitCode(Exit.noInput)
-        case .permissionDenied, .ptraceRestricted: return ExitCode(77)
-        case .alreadyTraced, .kernelThread, .ownProcess, .zombie: return ExitCode(69)
-        case .notLive, .unknownSyscall: return ExitCode(Exit.usage)
-        case .system: return ExitCode(Exit.software)
+        case .noSuchProcess: return Exit.noInput.code
+        case .permissionDenied, .ptraceRestricted: return Exit.noPermission.code
+        case .alreadyTraced, .kernelThread, .ownProcess, .zombie: return Exit.unavailable.code
+        case .notLive, .unknownSyscall: return Exit.usage.code
+        case .system: return Exit.software.code
         }
     }
 }
@@ -195,7 +194,7 @@ struct Trace: ParsableCommand {
 /// 16 KiB are pending, at least every 100 ms while tracing, and at the end.
 final class TraceOutput {
     private var buffer: [UInt8] = []
-    private var lastFlush = cls_monotonic_ns()
+    private var lastFlush = MonotonicClock.nanoseconds
     private(set) var failed = false
     private let interactive = isatty(1) == 1
 
@@ -214,20 +213,16 @@ final class TraceOutput {
     }
 
     func flushIfDue() {
-        if !buffer.isEmpty && cls_monotonic_ns() - lastFlush > 100_000_000 { flush() }
+        if !buffer.isEmpty && MonotonicClock.nanoseconds - lastFlush > 100_000_000 { flush() }
     }
 
     func flush() {
-        lastFlush = cls_monotonic_ns()
+        lastFlush = MonotonicClock.nanoseconds
         guard !failed, !buffer.isEmpty else { buffer.removeAll(keepingCapacity: true); return }
         var off = 0
         while off < buffer.count {
-            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                failed = true
-                break
-            }
+            guard let n = buffer.withUnsafeBytes({ b in try? retryingOnInterrupt { write(1, b.baseAddress! + off, b.count - off) } })
+            else { failed = true; break }
             off += n
         }
         buffer.removeAll(keepingCapacity: true)

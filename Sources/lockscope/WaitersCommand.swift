@@ -37,6 +37,6 @@ struct Waiters: ParsableCommand {
         } else {
             emit(ReportText(style: common.style, syscallName: hostSyscallName, each: each).waiters(report))
         }
-        if report.locks.isEmpty && report.openers.isEmpty { throw ExitCode(Exit.noLocks) }
+        if report.locks.isEmpty && report.openers.isEmpty { throw Exit.notFound.code }
     }
 }

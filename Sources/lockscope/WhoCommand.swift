@@ -30,7 +30,7 @@ struct Who: ParsableCommand {
         } else {
             emit(ReportText(style: common.style, syscallName: hostSyscallName).who(report))
         }
-        if report.locks.isEmpty { throw ExitCode(Exit.noLocks) }
+        if report.locks.isEmpty { throw Exit.notFound.code }
     }
 }
 

@@ -1,13 +1,13 @@
 // Tests of lockscope-testbed and LockscopeTestSupport themselves: every other
 // live test trusts that a testbed step really produces the kernel state it names.
-import CLockscope
 import Glibc
+import LockscopeCore
 import LockscopeTestSupport
 import XCTest
 
 final class TestbedTests: XCTestCase {
-    let sysFlock = Int32(CLS_SYS_FLOCK)
-    let sysFcntl = Int32(CLS_SYS_FCNTL)
+    let sysFlock = Int32(SyscallTable.host.number(of: "flock")!)
+    let sysFcntl = Int32(SyscallTable.host.number(of: "fcntl")!)
 
     func testExclusiveFlockIsHeldAndListedInProcLocks() throws {
         let dir = try TempDir()
@@ -132,7 +132,7 @@ final class TestbedTests: XCTestCase {
         try holder.waitForReady()
         let poller = try Testbed.spawn(["open:\(dir.file("f"))", "poll-lock:50"])
         // glibc's nanosleep() is the clock_nanosleep system call.
-        try waitUntilBlocked(poller.pid, inSyscall: Int32(CLS_SYS_CLOCK_NANOSLEEP))
+        try waitUntilBlocked(poller.pid, inSyscall: Int32(SyscallTable.host.number(of: "clock_nanosleep")!))
         XCTAssertTrue(procLocksLines(pid: poller.pid).isEmpty, "a LOCK_NB poller is no kernel waiter")
         holder.release()
         try poller.waitForReady()

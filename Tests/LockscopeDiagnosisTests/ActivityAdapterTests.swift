@@ -84,7 +84,7 @@ final class ActivityAdapterTests: XCTestCase {
         let process = SampledProcess(pid: 36057, comm: "iptables", cmdline: ["iptables"], state: "S", tracerPid: 0,
                                      cpuSeconds: 0, threads: [thread], exited: false)
         let report = SamplerReport(hz: 100, requestedSeconds: 1, observedSeconds: 1, rounds: 100, interrupted: false,
-                                   processes: [process], skipped: [.permissionDenied(pid: 99, errno: 13)])
+                                   processes: [process], skipped: [.permissionDenied(pid: 99, errno: .permissionDenied)])
         let result = ActivityAdapter.result(report)
         XCTAssertEqual(result.uninspectable, [99])
         let act = try XCTUnwrap(result.activity[36057])

@@ -87,12 +87,12 @@ final class DemoTests: XCTestCase {
     func testDemoCleansUpOnInterrupt() throws {
         try requireRoot("the demo's root mode (a private mount namespace)")
         let before = snapshot()
-        guard let out = DemoSystem.pipe2(), let input = DemoSystem.pipe2() else { return XCTFail("pipe") }
+        let out = try Spawn.cloexecPipe(), input = try Spawn.cloexecPipe()
         let devnull = open("/dev/null", O_WRONLY)
         defer { close(devnull) }
         // A long window so the interrupt lands while the holder is being sampled.
-        let pid = DemoSystem.spawn([TestBinaries.lockscope, "demo", "--waiters", "4", "--window", "20", "--no-color"],
-                                   stdin: input.read, stdout: out.write, stderr: devnull)
+        let pid = try Spawn.process([TestBinaries.lockscope, "demo", "--waiters", "4", "--window", "20", "--no-color"],
+                                    stdin: input.read, stdout: out.write, stderr: devnull)
         close(out.write)
         close(input.read)
         defer { close(input.write); close(out.read) }
@@ -116,8 +116,8 @@ final class DemoTests: XCTestCase {
         XCTAssertTrue(processIsAlive(holder))
         usleep(300_000)
         kill(pid, SIGINT)
-        let status = DemoSystem.reap(pid, block: true) ?? -1
-        XCTAssertTrue(status & 0x7f == 0 && (status >> 8) & 0xff == 130, "exit status \(status)")
+        let status = Spawn.reap(pid, block: true) ?? -1
+        XCTAssertEqual(Spawn.exitCode(fromWaitStatus: status), 130, "exit status \(status)")
         assertNothingLeft(dir: dir, pids: [holder], inode: nil, nameservers: nameservers, before: before)
     }
 

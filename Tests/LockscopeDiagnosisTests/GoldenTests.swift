@@ -69,7 +69,7 @@ final class GoldenTests: XCTestCase {
 
     func testJSONCarriesFindingsAndTheReportLocks() throws {
         let d = RuleEngine().diagnose(B.incident())
-        let json = DiagnosisJSON(syscallName: { _ in nil }).value(d).serialized()
+        let json = DiagnosisJSON(syscallName: { _ in nil }, exitCode: { $0 == .contention ? 3 : -1 }).value(d).serialized()
         try check("incident.json", json + "\n")
         XCTAssertTrue(json.contains("\"schema\": \"lockscope.diagnosis/1\""))
         XCTAssertTrue(json.contains("\"rule\": \"dns-timeout\""))

@@ -1,8 +1,9 @@
 import XCTest
+import LockscopeCore
 @testable import LockscopeTrace
 
 /// The sampler's own /proc text parsers (Sources/LockscopeTrace/SamplingRun.swift,
-/// FdResolver.swift): allocation-free stat and syscall lines, sched exec_start, the
+/// FdResolver.swift): stat (Core's parser, on bytes) and syscall lines, sched exec_start, the
 /// kernel-thread flag, fd link classification.
 final class SamplerParsersTests: XCTestCase {
     func testFdClassification() {
@@ -15,22 +16,25 @@ final class SamplerParsersTests: XCTestCase {
     func testSchedExecStartAndKernelThreadFlag() {
         XCTAssertEqual(SamplingRun.execStart("x (1, #threads: 1)\n---\nse.exec_start                                :       3131175.206397\nse.vruntime : 1\n"), 3131175.206397)
         XCTAssertNil(SamplingRun.execStart("nothing"))
-        XCTAssertTrue(TargetCheck.isKernelThread(stat: "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0"))
-        XCTAssertFalse(TargetCheck.isKernelThread(stat: "1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0"))
+        XCTAssertEqual(StatFields.parse("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0")?.isKernelThread, true)
+        XCTAssertEqual(StatFields.parse("1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0")?.isKernelThread, false)
     }
 
-    /// The sampler's allocation-free parsers agree with the Core ones.
-    func testRawStatAndSyscallParsers() {
+    /// The sampler's in-place parsers: stat from its reused buffer, and syscall.
+    func testStatBytesAndSyscallParsers() {
         let stat = "4696 (ipt ables) (x) S 4690 4696 4696 0 -1 4194560 130 0 0 0 7 3 0 0 20 0 3 0 12345 1000 200 18446744073709551615"
         stat.utf8CString.withUnsafeBytes { raw in
-            let b = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 1)])
-            let f = RawStat(b)
-            XCTAssertEqual(f?.comm(b), "ipt ables) (x")
-            XCTAssertEqual(f?.state, UInt8(ascii: "S"))
+            let f = StatFields.parse(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 1)]))
+            XCTAssertEqual(f, StatFields.parse(stat))
+            XCTAssertEqual(f?.comm, "ipt ables) (x")
+            XCTAssertEqual(f?.state, "S")
             XCTAssertEqual(f?.utime, 7)
             XCTAssertEqual(f?.stime, 3)
             XCTAssertEqual(f?.threads, 3)
+            XCTAssertEqual(f?.startTicks, 12345)
         }
+        XCTAssertNil(StatFields.parse("4696 (x) S 4690 4696"), "truncated")
+        XCTAssertNil(StatFields.parse("4696 (x) S 4690 4696 4696 0 -1 4194560 130 0 0 0 7 x 0 0 20 0 3 0 12345"), "not a number")
         var key = [UInt64](repeating: 0, count: 9)
         func parse(_ s: String) -> RawSyscall {
             s.utf8CString.withUnsafeBytes { RawSyscall.parse(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 1)]), into: &key) }

@@ -1,40 +1,18 @@
-// CLockscope: only what Swift cannot call directly. No logic lives here.
-// Every shim says why it exists.
+// CLockscope: only what Swift cannot call directly, for every target (the scanner,
+// the demo, the stop signals). No logic lives here. Every shim says why it exists.
+// The tracer's shims (ptrace, wait-status macros, the ticker) are in CLockscopeTrace.
 #ifndef CLOCKSCOPE_H
 #define CLOCKSCOPE_H
 
 #include <stddef.h>
-#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// Host syscall numbers the scanner needs to recognise a thread blocked on a
-// lock or sleeping between attempts; Swift's Glibc module does not export SYS_*.
-// (The tracer has full per-architecture tables; these are only for the host.)
-#include <sys/syscall.h>
-#include <fcntl.h>
-static const long CLS_SYS_FLOCK = SYS_flock;
-static const long CLS_SYS_FCNTL = SYS_fcntl;
-static const long CLS_SYS_NANOSLEEP = SYS_nanosleep;
-static const long CLS_SYS_CLOCK_NANOSLEEP = SYS_clock_nanosleep;
-static const long CLS_SYS_PSELECT6 = SYS_pselect6;
-static const long CLS_SYS_PPOLL = SYS_ppoll;
-#ifdef SYS_select
-static const long CLS_SYS_SELECT = SYS_select;
-#else
-static const long CLS_SYS_SELECT = -1;
-#endif
-#ifdef SYS_poll
-static const long CLS_SYS_POLL = SYS_poll;
-#else
-static const long CLS_SYS_POLL = -1;
-#endif
-static const int CLS_F_SETLKW = F_SETLKW;
-static const int CLS_F_OFD_SETLKW = 38;  // F_OFD_SETLKW, needs _GNU_SOURCE in <fcntl.h>
-static const int CLS_O_PATH = 010000000;  // O_PATH, likewise hidden without _GNU_SOURCE
+// O_PATH is hidden without _GNU_SOURCE, which the Swift Glibc module does not define.
+static const int CLS_O_PATH = 010000000;
 
 // getdents64(2): glibc's wrapper is recent and not exported by every Swift
 // Glibc module map; the scan's hot path needs the raw call with our own buffer.
@@ -46,37 +24,28 @@ long cls_getdents64(int fd, void *_Nonnull buffer, size_t count);
 // Returns -1 with errno (ENOSYS without CONFIG_KCMP, EPERM, EBADF, ESRCH).
 long cls_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2);
 
-// process_vm_readv(2) is declared only under _GNU_SOURCE, which the Swift
-// Glibc module does not define. Reads one remote range into a local buffer.
-long cls_process_vm_read(pid_t pid, void *_Nonnull local, size_t length,
-                         uint64_t remote_address);
-
 // unshare(2) is declared only under _GNU_SOURCE (the demo's namespaces). A
 // lookup by name (dlsym) would find nothing in the static release binary.
 int cls_unshare(int flags);
 
-// ptrace(2) is variadic in glibc; Swift cannot call variadic C functions.
-long cls_ptrace(long request, pid_t pid, uint64_t addr, uint64_t data);
-
-// The wait-status macros (WIFSTOPPED & co.) are macros, invisible to Swift.
-int cls_wifexited(int status);
-int cls_wexitstatus(int status);
-int cls_wifsignaled(int status);
-int cls_wtermsig(int status);
-int cls_wifstopped(int status);
-int cls_wstopsig(int status);
-// The PTRACE_EVENT_* number packed in bits 16..23 of a stop status.
-int cls_wptrace_event(int status);
-
-// errno is a thread-local macro in glibc; Swift's Glibc import exposes it, but
-// resetting it before a call whose -1 is ambiguous (PTRACE_PEEK*) is clearer here.
-int cls_errno(void);
-void cls_set_errno(int value);
+// Signal handlers must be C: Swift closures cannot be async-signal-safe handlers.
+// One handler for SIGINT, SIGTERM, SIGHUP (and SIGPIPE when `catch_sigpipe`),
+// without SA_RESTART, so a blocking wait in progress returns EINTR. It records the
+// first signal, sends each registered child its stop signal (kill(2) is
+// async-signal-safe), and, when it runs on another thread than the one registered
+// with cls_set_wake_thread(), re-sends the signal to that thread to interrupt its wait.
+void cls_install_stop_handlers(int catch_sigpipe);
+// The first stop signal received, or 0.
+int cls_stop_signal(void);
+void cls_reset_stop_signal(void);
+// Registers the calling thread as the one blocked in waitpid()/nanosleep().
+void cls_set_wake_thread(void);
+// A child the handler sends `sig` on a stop signal; 0, or -1 when the table is full.
+int cls_stop_register_child(pid_t pid, int sig);
+// Forgets a child once it is reaped (its pid may be reused from then on).
+void cls_stop_unregister_child(pid_t pid);
 
 #ifdef __cplusplus
 }
 #endif
-
-// Shims used only by the tracer live in their own header.
-#include "CLockscopeTrace.h"
 #endif

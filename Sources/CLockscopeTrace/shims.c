@@ -2,51 +2,20 @@
 #include "CLockscopeTrace.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_signal = 0;
-static pthread_t wake_thread;
-static volatile sig_atomic_t wake_thread_set = 0;
 static timer_t ticker;
 static int ticker_set = 0;
 static struct sigaction saved_alrm;
 
-static void stop_handler(int sig) {
-    int saved = errno;
-    if (stop_signal == 0) stop_signal = sig;
-    // A process-directed signal may land on any thread; make sure the thread
-    // blocked in waitpid()/nanosleep() sees EINTR too.
-    if (wake_thread_set && !pthread_equal(pthread_self(), wake_thread)) pthread_kill(wake_thread, sig);
-    errno = saved;
-}
-
 static void ticker_handler(int sig) { (void)sig; }
-
-void cls_trace_install_stop_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = stop_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: blocking waits return EINTR
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
-int cls_trace_stop_signal(void) { return stop_signal; }
-void cls_trace_reset_stop_signal(void) { stop_signal = 0; }
-
-void cls_trace_set_wake_thread(void) {
-    wake_thread = pthread_self();
-    wake_thread_set = 1;
-}
 
 int cls_trace_start_ticker(int64_t interval_ns) {
     struct sigaction sa;
@@ -79,19 +48,23 @@ void cls_trace_stop_ticker(void) {
     }
 }
 
-pid_t cls_gettid(void) { return (pid_t)syscall(SYS_gettid); }
-
-int64_t cls_monotonic_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+long cls_process_vm_read(pid_t pid, void *local, size_t length, uint64_t remote_address) {
+    struct iovec l = { .iov_base = local, .iov_len = length };
+    struct iovec r = { .iov_base = (void *)(uintptr_t)remote_address, .iov_len = length };
+    return process_vm_readv(pid, &l, 1, &r, 1, 0);
 }
 
-long cls_pread0(int fd, void *buf, size_t count) {
-    long r;
-    do { r = pread(fd, buf, count, 0); } while (r < 0 && errno == EINTR);
-    return r;
+long cls_ptrace(long request, pid_t pid, uint64_t addr, uint64_t data) {
+    return ptrace((enum __ptrace_request)request, pid, (void *)(uintptr_t)addr, (void *)(uintptr_t)data);
 }
+
+int cls_wifexited(int status) { return WIFEXITED(status); }
+int cls_wexitstatus(int status) { return WEXITSTATUS(status); }
+int cls_wifsignaled(int status) { return WIFSIGNALED(status); }
+int cls_wtermsig(int status) { return WTERMSIG(status); }
+int cls_wifstopped(int status) { return WIFSTOPPED(status); }
+int cls_wstopsig(int status) { return WSTOPSIG(status); }
+int cls_wptrace_event(int status) { return (status >> 16) & 0xff; }
 
 long cls_ptrace_get_syscall_info(pid_t tid, struct cls_syscall_info *info) {
     return ptrace((enum __ptrace_request)0x420e, tid, (void *)sizeof(*info), info);

@@ -1,4 +1,5 @@
-// Shims only the tracer (LockscopeTrace) uses. Every shim says why it exists.
+// CLockscopeTrace: the C shims only the tracer and sampler (LockscopeTrace) use, so
+// the ptrace header stays out of every other target. Every shim says why it exists.
 #ifndef CLOCKSCOPE_TRACE_H
 #define CLOCKSCOPE_TRACE_H
 
@@ -10,17 +11,23 @@
 extern "C" {
 #endif
 
-// Signal handlers must be C: Swift closures cannot be async-signal-safe handlers.
-// Installs one handler for SIGINT, SIGTERM, SIGHUP and SIGPIPE without SA_RESTART,
-// so a waitpid()/nanosleep() in progress returns EINTR. The handler records the
-// first signal and, when it runs on another thread than the one registered with
-// cls_trace_set_wake_thread(), re-sends it to that thread to interrupt its wait.
-void cls_trace_install_stop_handlers(void);
-// The first stop signal received, or 0.
-int cls_trace_stop_signal(void);
-void cls_trace_reset_stop_signal(void);
-// Registers the calling thread as the one blocked in waitpid()/nanosleep().
-void cls_trace_set_wake_thread(void);
+// process_vm_readv(2) is declared only under _GNU_SOURCE, which the Swift
+// Glibc module does not define. Reads one remote range into a local buffer.
+long cls_process_vm_read(pid_t pid, void *_Nonnull local, size_t length,
+                         uint64_t remote_address);
+
+// ptrace(2) is variadic in glibc; Swift cannot call variadic C functions.
+long cls_ptrace(long request, pid_t pid, uint64_t addr, uint64_t data);
+
+// The wait-status macros (WIFSTOPPED & co.) are macros, invisible to Swift.
+int cls_wifexited(int status);
+int cls_wexitstatus(int status);
+int cls_wifsignaled(int status);
+int cls_wtermsig(int status);
+int cls_wifstopped(int status);
+int cls_wstopsig(int status);
+// The PTRACE_EVENT_* number packed in bits 16..23 of a stop status.
+int cls_wptrace_event(int status);
 
 // A periodic CLOCK_MONOTONIC timer that sends SIGALRM to the calling thread
 // only (SIGEV_THREAD_ID, which glibc exposes only as a macro on a union member),
@@ -29,16 +36,6 @@ void cls_trace_set_wake_thread(void);
 // sleeps. The SIGALRM handler does nothing else. Returns 0 or -1 with errno.
 int cls_trace_start_ticker(int64_t interval_ns);
 void cls_trace_stop_ticker(void);
-
-// gettid(2): glibc's wrapper needs _GNU_SOURCE in the including file.
-pid_t cls_gettid(void);
-
-// CLOCK_MONOTONIC in nanoseconds, without Foundation.
-int64_t cls_monotonic_ns(void);
-
-// pread(2) from offset 0 into buf, retrying on EINTR. /proc seq files regenerate
-// on a read at offset 0, so the sampler keeps them open across rounds.
-long cls_pread0(int fd, void *_Nonnull buf, size_t count);
 
 // PTRACE_GET_SYSCALL_INFO (Linux 5.3). glibc's struct is new and its layout
 // differs between versions; this one mirrors include/uapi/linux/ptrace.h.
