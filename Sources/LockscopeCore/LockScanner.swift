@@ -56,7 +56,7 @@ public struct LockScanner: Sendable {
         var links = Set<[UInt8]>()
         var opts = options
         opts.openers = false  // `list` is about locks; openers of every locked file are noise here
-        var report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
+        let report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
         return report
     }
 
