@@ -40,10 +40,8 @@ public struct ProcRoot: Sendable, Hashable {
         var used = 0
         while used < limit {
             if used == out.count { out.append(contentsOf: repeatElement(0, count: out.count)) }
-            let got = out.withUnsafeMutableBytes { raw -> Int in
-                var r: Int
-                repeat { r = read(fd, raw.baseAddress! + used, raw.count - used) } while r < 0 && errno == EINTR
-                return r
+            let got = out.withUnsafeMutableBytes { raw in
+                (try? retryingOnInterrupt { read(fd, raw.baseAddress! + used, raw.count - used) }) ?? -1
             }
             if got < 0 { throw ProcReadError(path: full, errno: Errno(rawValue: errno)) }
             if got == 0 { break }

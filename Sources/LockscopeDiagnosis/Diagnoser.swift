@@ -172,18 +172,9 @@ public struct Diagnoser: Sendable {
     }
 }
 
-/// Host system-call numbers the gatherer needs before any decoding (the tracer's
-/// table has them all; these are the ones that decide what to look at next).
+/// The host calls that decide what the gatherer looks at next, from the syscall table.
 enum HostSyscalls {
-    #if arch(x86_64)
-    static let wait4 = 61
-    static let waitid = 247
-    #elseif arch(arm64)
-    static let wait4 = 260
-    static let waitid = 95
-    #else
-    static let wait4 = -1
-    static let waitid = -1
-    #endif
+    static let wait4 = SyscallTable.host.number(of: "wait4") ?? -1
+    static let waitid = SyscallTable.host.number(of: "waitid") ?? -1
     static func isWait(_ nr: Int) -> Bool { nr == wait4 || nr == waitid }
 }

@@ -106,6 +106,13 @@ final class ProcLocksParserTests: XCTestCase {
         XCTAssertEqual(s?.utime, 7)
         XCTAssertEqual(s?.stime, 3)
         XCTAssertEqual(s?.startTicks, 5000)
+        XCTAssertEqual(s?.threads, 1)
+        XCTAssertEqual(s?.isKernelThread, false)
+        XCTAssertEqual(StatFields.parse("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 4 0 0")?.isKernelThread, true)
+        // The same parser on bytes in place (the sampler's reused buffer).
+        stat.utf8CString.withUnsafeBytes { XCTAssertEqual(StatFields.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())), s) }
+        XCTAssertNil(StatFields.parse("1234 (a) S 1 1234"), "truncated")
+        XCTAssertNil(StatFields.parse(stat.replacingOccurrences(of: " 7 3 ", with: " 7 x ")), "not a number")
     }
 
     func testSyscallFile() {
