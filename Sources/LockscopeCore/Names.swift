@@ -73,6 +73,8 @@ public enum FcntlCmd {
     public static let ofdGetlk: Int32 = 36
     public static let ofdSetlk: Int32 = 37
     public static let ofdSetlkw: Int32 = 38
+    /// The commands whose third argument is a `struct flock *`.
+    public static let takesFlock: Set<Int32> = [getlk, setlk, setlkw, ofdGetlk, ofdSetlk, ofdSetlkw]
 
     private static let names: [Int32: String] = [
         0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",

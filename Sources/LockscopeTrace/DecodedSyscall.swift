@@ -105,9 +105,9 @@ public struct FcntlCommand: Sendable, Hashable {
     /// `F_SETLKW`, `F_OFD_SETLKW`, `F_GETFL` …, or the number as text.
     public var name: String
     /// The command takes a `struct flock *` (any of the lock commands).
-    public var takesFlock: Bool { [5, 6, 7, 36, 37, 38].contains(raw) }
+    public var takesFlock: Bool { FcntlCmd.takesFlock.contains(raw) }
     /// The command blocks until the lock is granted (`F_SETLKW`, `F_OFD_SETLKW`).
-    public var waitsForLock: Bool { raw == 7 || raw == 38 }
+    public var waitsForLock: Bool { raw == FcntlCmd.setlkw || raw == FcntlCmd.ofdSetlkw }
     public init(raw: Int32, name: String) {
         self.raw = raw
         self.name = name
