@@ -1,4 +1,5 @@
 import CLockscopeTrace
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,18 +17,18 @@ public struct RemoteMemory {
 
     /// Reads exactly `count` bytes at `address`, or returns the errno.
     public mutating func read(_ address: UInt64, count: Int) -> Result<[UInt8], RemoteReadError> {
-        if address == 0 { return .failure(RemoteReadError(errno: EFAULT)) }
+        if address == 0 { return .failure(RemoteReadError(errno: .badAddress)) }
         if buffer.count < count { buffer = [UInt8](repeating: 0, count: count) }
         let pid = self.pid
         let got = buffer.withUnsafeMutableBytes { cls_process_vm_read(pid, $0.baseAddress!, count, address) }
-        if got < 0 { return .failure(RemoteReadError(errno: errno)) }
-        if got < count { return .failure(RemoteReadError(errno: EFAULT)) }
+        if got < 0 { return .failure(RemoteReadError(errno: Errno(rawValue: errno))) }
+        if got < count { return .failure(RemoteReadError(errno: .badAddress)) }
         return .success(Array(buffer[0..<count]))
     }
 }
 
 public struct RemoteReadError: Error, Sendable, Hashable {
-    public var errno: Int32
+    public var errno: Errno
 }
 
 extension Array where Element == UInt8 {

@@ -212,7 +212,7 @@ struct SamplingRun {
                     let table = SyscallTable.forArch(sampler.arch)
                     let decoder = proc.isLive
                         ? SyscallDecoder.live(pid: p.pid, tid: tid, resolver: resolver, table: table)
-                        : SyscallDecoder(table: table, readMemory: { _, _ in .failure(RemoteReadError(errno: ESRCH)) },
+                        : SyscallDecoder(table: table, readMemory: { _, _ in .failure(RemoteReadError(errno: .noSuchProcess)) },
                                          describeFd: { [pid = p.pid] in resolver.resolve(pid: pid, fd: $0) })
                     var call = decoder.decode(number: t.rawNumber, args: t.rawArgs)
                     if call.name == "restart_syscall", let resumed = Self.resumedCall(wchan: t.wchan) { call.name = resumed }

@@ -189,7 +189,7 @@ public struct SyscallDecoder {
     }
 
     private func unreadable(_ address: UInt64) -> ArgumentValue {
-        if case .failure(let e) = readMemory(address, 1) { return .unreadable(address: address, errno: e.errno) }
+        if case .failure(let e) = readMemory(address, 1) { return .unreadable(address: address, errno: e.errno.rawValue) }
         return .pointer(address)
     }
 
@@ -203,7 +203,7 @@ public struct SyscallDecoder {
             let n = min(Int(4096 - (at & 4095)), limit - out.count, 256)
             switch readMemory(at, n) {
             case .failure(let e):
-                if out.isEmpty { return .unreadable(address: r, errno: e.errno) }
+                if out.isEmpty { return .unreadable(address: r, errno: e.errno.rawValue) }
                 return .string(String(decoding: out, as: UTF8.self), truncated: true)
             case .success(let bytes):
                 if let nul = bytes.firstIndex(of: 0) {

@@ -13,7 +13,7 @@ final class DecoderTests: XCTestCase {
                 let off = Int(address - base)
                 return .success(Array(bytes[off..<off + count]))
             }
-            return .failure(RemoteReadError(errno: 14))
+            return .failure(RemoteReadError(errno: .badAddress))
         }
     }
 
