@@ -40,10 +40,7 @@ public enum DemoHolder {
     }
 
     /// A step of the helper that failed, and why.
-    struct Failure: Error {
-        var step: String
-        var errno: Errno
-    }
+    struct Failure: Error { var step: String, errno: Errno }
 
     /// Runs the helper. Never returns early while the holder lives. False when a step
     /// failed (it said `fail STEP ERRNO-TEXT` on stdout).
@@ -64,13 +61,9 @@ public enum DemoHolder {
     }
 
     /// Runs `body`, naming the step if it fails.
+    @discardableResult
     static func step<T>(_ name: String, _ body: @autoclosure () throws(Errno) -> T) throws(Failure) -> T {
         do { return try body() } catch { throw Failure(step: name, errno: error) }
-    }
-
-    /// `body` is a C call that returns nonzero with `errno` set on failure.
-    static func call(_ name: String, _ body: () -> Int32) throws(Failure) {
-        if body() != 0 { throw Failure(step: name, errno: Errno(rawValue: errno)) }
     }
 
     private static func hold(_ o: Options) throws(Failure) {
@@ -88,7 +81,7 @@ public enum DemoHolder {
             try step("loopback-up", try DemoSystem.loopbackUp())
         }
         // Nothing we mount may propagate back to the host.
-        try call("mount-make-rprivate") { mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil) }
+        try step("mount-make-rprivate", try retryingOnInterrupt { mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil) })
 
         // 2. Blackhole nameservers: bound UDP sockets nobody reads, so queries time out
         //    (an unbound port would answer with ICMP port-unreachable at once).
@@ -120,7 +113,7 @@ public enum DemoHolder {
         for a in addresses { text += "nameserver \(a)\n" }
         text += "options timeout:\(o.timeout) attempts:\(o.attempts)\n"
         try step("write-resolv.conf", try DemoSystem.writeFile(conf, text, create: true))
-        try call("bind-mount-/etc/resolv.conf") { mount(conf, "/etc/resolv.conf", nil, UInt(MS_BIND), nil) }
+        try step("bind-mount-/etc/resolv.conf", try retryingOnInterrupt { mount(conf, "/etc/resolv.conf", nil, UInt(MS_BIND), nil) })
         say("nameservers " + addresses.joined(separator: " "))
 
         // 4. The holder, inside the namespaces; its stdout is ours (the orchestrator reads both).

@@ -13,9 +13,7 @@ enum DemoSystem {
     static let cloneNewNet: Int32 = 0x4000_0000   // CLONE_NEWNET
 
     /// unshare(2), through the C shim (hidden behind _GNU_SOURCE in Swift's Glibc).
-    static func unshare(_ flags: Int32) throws(Errno) {
-        if cls_unshare(flags) != 0 { throw Errno(rawValue: errno) }
-    }
+    static func unshare(_ flags: Int32) throws(Errno) { _ = try retryingOnInterrupt { cls_unshare(flags) } }
 
     /// Writes a small file in one write(2) (uid_map and gid_map must be written so).
     static func writeFile(_ path: String, _ text: String, create: Bool = false) throws(Errno) {
