@@ -82,7 +82,7 @@ let package = Package(
         // Spawning and cleaning up testbed processes for live tests (not shipped).
         .target(
             name: "LockscopeTestSupport",
-            dependencies: ["LockscopeCore"]
+            dependencies: ["LockscopeCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "LockscopeCoreTests",

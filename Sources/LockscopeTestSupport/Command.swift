@@ -23,33 +23,17 @@ public struct CommandResult: Sendable {
 ///     XCTAssertEqual(r.exitCode, 0, r.stderr)
 public func runCommand(_ argv: [String], stdin: String = "", timeout: Double = 30,
                        environment: [String: String]? = nil) throws -> CommandResult {
-    spawnLock.lock()
-    let input: (read: Int32, write: Int32)
-    let out: (read: Int32, write: Int32)
-    let err: (read: Int32, write: Int32)
-    let pid: pid_t
-    do {
-        input = try cloexecPipe()
-        out = try cloexecPipe()
-        err = try cloexecPipe()
-        pid = try spawnProcess(argv, stdin: input.read, stdout: out.write, stderr: err.write,
-                               newProcessGroup: true, environment: environment)
-    } catch {
-        spawnLock.unlock()
-        throw error
-    }
-    spawnLock.unlock()
-    close(input.read); close(out.write); close(err.write)
+    let (pid, stdinFd, stdoutFd, stderrFd) = try spawnPiped(argv, pipeStderr: true, environment: environment)
     signal(SIGPIPE, SIG_IGN)
     let inBytes = Array(stdin.utf8)
     if !inBytes.isEmpty {
         // Small inputs only: fits in the pipe buffer, so no deadlock.
-        _ = inBytes.withUnsafeBytes { write(input.write, $0.baseAddress, $0.count) }
+        _ = inBytes.withUnsafeBytes { write(stdinFd, $0.baseAddress, $0.count) }
     }
-    close(input.write)
+    close(stdinFd)
 
     var outBytes = [UInt8](), errBytes = [UInt8]()
-    var open = [out.read, err.read]
+    var open = [stdoutFd, stderrFd]
     var timedOut = false
     let deadline = MonotonicClock.seconds + timeout
     var buf = [UInt8](repeating: 0, count: 65536)
@@ -66,13 +50,13 @@ public func runCommand(_ argv: [String], stdin: String = "", timeout: Double = 3
         for p in pfds where p.revents != 0 {
             let n = read(p.fd, &buf, buf.count)
             if n > 0 {
-                if p.fd == out.read { outBytes += buf[0..<n] } else { errBytes += buf[0..<n] }
+                if p.fd == stdoutFd { outBytes += buf[0..<n] } else { errBytes += buf[0..<n] }
             } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                 open.removeAll { $0 == p.fd }
             }
         }
     }
-    close(out.read); close(err.read)
+    close(stdoutFd); close(stderrFd)
     let status = Spawn.reap(pid, block: true) ?? -1
     return CommandResult(exitCode: Spawn.exitCode(fromWaitStatus: status),
                          stdout: String(decoding: outBytes, as: UTF8.self),

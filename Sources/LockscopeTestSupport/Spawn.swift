@@ -3,27 +3,35 @@
 import Foundation
 import Glibc
 import LockscopeCore
+import SystemPackage
 
 /// Serialises pipe creation + spawn so no fd of one spawn leaks into another
-/// (there is no pipe2(O_CLOEXEC) in Swift's Glibc; we set FD_CLOEXEC after pipe()).
+/// (there is no pipe2(O_CLOEXEC) in Swift's Glibc; the pipes get FD_CLOEXEC after pipe()).
 let spawnLock = NSLock()
 
-/// A pipe whose both ends are close-on-exec in this process.
-func cloexecPipe() throws -> (read: Int32, write: Int32) {
-    do { return try Spawn.cloexecPipe() } catch {
-        throw TestSupportError.system(call: "pipe", errno: error.rawValue, context: "spawn")
-    }
-}
-
-/// Spawns `argv` with stdin/stdout/stderr connected to the given fds (dup2'ed
-/// in the child). `newProcessGroup` puts the child in a process group of its own
-/// (pgid == pid). Returns the pid.
-func spawnProcess(_ argv: [String], stdin: Int32, stdout: Int32, stderr: Int32,
-                  newProcessGroup: Bool, environment: [String: String]? = nil) throws -> pid_t {
-    do {
-        return try Spawn.process(argv, stdin: stdin, stdout: stdout, stderr: stderr, newProcessGroup: newProcessGroup,
-                                 environment: environment.map { $0.map { "\($0.key)=\($0.value)" } })
+/// Starts `argv` in a process group of its own (pgid == pid) with its stdin, stdout
+/// and, when `pipeStderr`, stderr (else ours; then `stderr` is -1) on fresh pipes.
+/// Returns the pid and our ends of the pipes. `environment` defaults to this process's.
+func spawnPiped(_ argv: [String], pipeStderr: Bool, environment: [String: String]?) throws
+    -> (pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32) {
+    spawnLock.lock()
+    defer { spawnLock.unlock() }
+    var opened: [Int32] = []
+    var call = "pipe"
+    do throws(Errno) {
+        func pipe() throws(Errno) -> (read: Int32, write: Int32) {
+            let p = try Spawn.cloexecPipe()
+            opened += [p.read, p.write]
+            return p
+        }
+        let input = try pipe(), output = try pipe(), errors = pipeStderr ? try pipe() : nil
+        call = "posix_spawn"
+        let pid = try Spawn.process(argv, stdin: input.read, stdout: output.write, stderr: errors?.write ?? 2,
+                                    environment: environment.map { $0.map { "\($0.key)=\($0.value)" } })
+        for fd in [input.read, output.write, errors?.write ?? -1] where fd >= 0 { close(fd) }
+        return (pid, input.write, output.read, errors?.read ?? -1)
     } catch {
-        throw TestSupportError.system(call: "posix_spawn", errno: error.rawValue, context: argv[0])
+        for fd in opened { close(fd) }
+        throw TestSupportError.system(call: call, errno: error.rawValue, context: argv[0])
     }
 }

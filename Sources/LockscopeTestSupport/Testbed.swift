@@ -69,28 +69,13 @@ public final class Testbed {
                              executable: String = TestBinaries.testbed,
                              environment: [String: String]? = nil) throws -> Testbed {
         let argv = wrapper + [executable, "--max-seconds", String(maxSeconds)] + steps
-        spawnLock.lock()
-        let input: (read: Int32, write: Int32)
-        let output: (read: Int32, write: Int32)
-        let child: pid_t
-        do {
-            input = try cloexecPipe()
-            output = try cloexecPipe()
-            child = try spawnProcess(argv, stdin: input.read, stdout: output.write, stderr: 2,
-                                     newProcessGroup: true, environment: environment)
-        } catch {
-            spawnLock.unlock()
-            throw error
-        }
-        spawnLock.unlock()
-        close(input.read)
-        close(output.write)
-        _ = fcntl(output.read, F_SETFL, fcntl(output.read, F_GETFL) | O_NONBLOCK)
+        let (child, stdinWrite, stdoutRead, _) = try spawnPiped(argv, pipeStderr: false, environment: environment)
+        _ = fcntl(stdoutRead, F_SETFL, fcntl(stdoutRead, F_GETFL) | O_NONBLOCK)
         // Write end of stdin must not raise SIGPIPE in the test if the testbed died.
         signal(SIGPIPE, SIG_IGN)
 
         // Read until the `pid` line with a temporary reader.
-        let probe = Testbed(pid: child, spawnedPid: child, stdinWrite: input.write, stdoutRead: output.read,
+        let probe = Testbed(pid: child, spawnedPid: child, stdinWrite: stdinWrite, stdoutRead: stdoutRead,
                             lines: [], partial: [])
         do {
             let line = try probe.waitFor(line: "pid ", timeout: 10)
