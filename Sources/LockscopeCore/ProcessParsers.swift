@@ -35,17 +35,17 @@ public struct StatFields: Sendable, Hashable {
               open < close, close + 2 < b.count, let pid = number(b, 0..<open)
         else { return nil }
         // Field 3 is the state; then space-separated numbers, field n ending at the nth space.
-        var f = StatFields(pid: Int32(truncatingIfNeeded: pid), comm: String(decoding: UnsafeRawBufferPointer(rebasing: b[(open + 1)..<close]), as: UTF8.self),
-                           state: Character(Unicode.Scalar(b[close + 2])), ppid: 0, pgrp: 0, flags: 0, utime: 0, stime: 0,
-                           startTicks: 0, threads: 0)
+        let comm = String(decoding: UnsafeRawBufferPointer(rebasing: b[(open + 1)..<close]), as: UTF8.self)
+        var f = StatFields(pid: Int32(truncatingIfNeeded: pid), comm: comm, state: Character(Unicode.Scalar(b[close + 2])),
+                           ppid: 0, pgrp: 0, flags: 0, utime: 0, stime: 0, startTicks: 0, threads: 0)
         var field = 4
         var start = close + 4
         var i = start
         while field <= 22 {
             guard i <= b.count else { return nil }
             if i < b.count && b[i] != UInt8(ascii: " ") && b[i] != 10 { i += 1; continue }
-            let needed = [4, 5, 9, 14, 15, 20, 22].contains(field)
-            if needed {
+            switch field {
+            case 4, 5, 9, 14, 15, 20, 22:
                 guard let v = number(b, start..<i) else { return nil }
                 switch field {
                 case 4: f.ppid = Int32(truncatingIfNeeded: v)
@@ -56,6 +56,7 @@ public struct StatFields: Sendable, Hashable {
                 case 20: f.threads = Int(v)
                 default: f.startTicks = UInt64(bitPattern: v)
                 }
+            default: break
             }
             field += 1
             i += 1
