@@ -32,6 +32,6 @@ func spawnPiped(_ argv: [String], pipeStderr: Bool, environment: [String: String
         return (pid, input.write, output.read, errors?.read ?? -1)
     } catch {
         for fd in opened { close(fd) }
-        throw TestSupportError.system(call: call, errno: error.rawValue, context: argv[0])
+        throw TestSupportError.system(call: call, errno: error, context: argv[0])
     }
 }

@@ -1,6 +1,7 @@
 // Live-test helpers: a private temporary directory.
 import Foundation
 import Glibc
+import SystemPackage
 
 /// A private (mode 0700) directory made with `mkdtemp(3)` under `$TMPDIR` or
 /// `/tmp`, removed with everything in it by ``remove()`` or on deinit.
@@ -17,7 +18,7 @@ public final class TempDir {
         let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(base)/\(prefix)XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else { throw TestSupportError.system(call: "mkdtemp", errno: errno, context: base) }
+        guard made != nil else { throw TestSupportError.system(call: "mkdtemp", errno: Errno(rawValue: errno), context: base) }
         path = String(cString: template)
     }
 
@@ -29,7 +30,7 @@ public final class TempDir {
     public func touch(_ name: String) throws -> String {
         let p = file(name)
         let fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TestSupportError.system(call: "open", errno: errno, context: p) }
+        guard fd >= 0 else { throw TestSupportError.system(call: "open", errno: Errno(rawValue: errno), context: p) }
         close(fd)
         return p
     }
