@@ -56,8 +56,7 @@ public struct LockScanner: Sendable {
         var links = Set<[UInt8]>()
         var opts = options
         opts.openers = false  // `list` is about locks; openers of every locked file are noise here
-        let report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
-        return report
+        return build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
     }
 
     func readKernelLocks() throws(LockscopeError) -> [KernelLock] {
@@ -354,28 +353,12 @@ public struct LockScanner: Sendable {
 /// Lookups over the confirmed descriptors, so building a report stays linear in
 /// the number of locks and descriptors.
 struct OpenIndex {
-    struct LockKey: Hashable {
-        var kind: LockKind
-        var access: LockAccess
-        var file: FileIdentity?
-        var start: Int64
-        var end: Int64?
-        var pid: Int32
-        init(_ l: LockLine) {
-            kind = l.kind
-            access = l.access
-            file = l.file
-            start = l.start
-            end = l.end
-            pid = l.pid
-        }
-    }
     struct PidFile: Hashable {
         var pid: Int32
         var file: FileIdentity?
     }
 
-    var byLock: [LockKey: [Int]] = [:]
+    var byLock: [LockID: [Int]] = [:]
     var byFile: [FileIdentity: [Int]] = [:]
     var byPidFile: [PidFile: Set<Int32>] = [:]
 
@@ -383,13 +366,13 @@ struct OpenIndex {
         for (i, o) in open.enumerated() {
             byFile[o.file, default: []].append(i)
             byPidFile[PidFile(pid: o.pid, file: o.file), default: []].insert(o.fd)
-            var seen = Set<LockKey>()
-            for l in o.locks where seen.insert(LockKey(l)).inserted { byLock[LockKey(l), default: []].append(i) }
+            var seen = Set<LockID>()
+            for l in o.locks where seen.insert(l.lockID).inserted { byLock[l.lockID, default: []].append(i) }
         }
     }
 
     /// Indices of the descriptors whose fdinfo carries this lock.
-    func carrying(_ l: LockLine) -> [Int] { byLock[LockKey(l)] ?? [] }
+    func carrying(_ l: LockLine) -> [Int] { byLock[l.lockID] ?? [] }
 
     func fds(of pid: Int32, on file: FileIdentity?) -> Set<Int32> { byPidFile[PidFile(pid: pid, file: file)] ?? [] }
 }
