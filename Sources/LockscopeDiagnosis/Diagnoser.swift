@@ -64,6 +64,7 @@ public struct Diagnoser: Sendable {
         let scanner = LockScanner(proc: proc, excludedPids: excludedPids)
         var report: LockReport
         var global: [LockEntry]? = nil
+        var globalGraph: LockGraph? = nil
         if let targets {
             report = try scanner.report(for: targets)
         } else {
@@ -105,15 +106,17 @@ public struct Diagnoser: Sendable {
                         if global == nil {
                             global = (try? scanner.allLocks(options: .init(coHolders: true, openers: false, processFacts: true)))?.locks ?? []
                         }
-                        for l in global ?? [] where l.waiters.contains(where: { $0.pid == pid }) {
+                        if globalGraph == nil { globalGraph = LockGraph(global ?? []) }
+                        for l in globalGraph?.locksWaited(by: pid) ?? [] {
                             for h in l.holders { remember(h.process); if !seen.contains(h.pid) { next.append(h.pid) }; add(h.pid) }
                         }
                     }
                     // Waiting for a child: the child (often sharing the lock fd) matters.
-                    if HostSyscalls.isWait(nr) {
+                    let name = SyscallTable.host.name(of: nr)
+                    if name == "wait4" || name == "waitid" {
                         if childrenIndex == nil { childrenIndex = childrenByParent(reader: reader) }
                         let wanted = Int32(truncatingIfNeeded: args[0])
-                        let kids = nr == HostSyscalls.wait4 && wanted > 0 ? [wanted] : (childrenIndex?[pid] ?? [])
+                        let kids = name == "wait4" && wanted > 0 ? [wanted] : (childrenIndex?[pid] ?? [])
                         for k in kids where !seen.contains(k) { next.append(k); add(k) }
                     }
                 }
@@ -170,11 +173,4 @@ public struct Diagnoser: Sendable {
         }
         return out
     }
-}
-
-/// The host calls that decide what the gatherer looks at next, from the syscall table.
-enum HostSyscalls {
-    static let wait4 = SyscallTable.host.number(of: "wait4") ?? -1
-    static let waitid = SyscallTable.host.number(of: "waitid") ?? -1
-    static func isWait(_ nr: Int) -> Bool { nr == wait4 || nr == waitid }
 }

@@ -80,8 +80,8 @@ public struct Diagnosis: Sendable {
     public var processes: [Int32: ProcessFacts]
     public var windowSeconds: Double
     public var activitySource: ActivitySource?
-    /// Other locks the chains run through (from the system-wide table), for the tree and DOT.
-    public var extraLocks: [LockEntry] = []
+    /// The report's locks and the others its chains run through (from the system-wide table).
+    public var graph = LockGraph()
 
     public init(targets: [Target], unlockedTargets: [Target], locks: [LockDiagnosis], findings: [Finding],
                 verdict: [String], outcome: Outcome, coverage: ScanCoverage, activity: [Int32: ProcessActivity],

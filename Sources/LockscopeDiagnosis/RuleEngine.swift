@@ -28,7 +28,7 @@ public struct RuleEngine: Sendable {
             // The holders in report order: the owner first, then co-holders.
             var explained: [Explanation] = []
             for h in lock.holders {
-                let e = ctx.explain(pid: h.pid, lock: lock, depth: 0, visitedLocks: [], chain: [], maxDepth: maxDepth)
+                let e = ctx.explain(pid: h.pid, lock: lock, depth: 0, chain: [], maxDepth: maxDepth)
                 explained.append(e)
             }
             for e in explained { findings += e.findings }
@@ -78,12 +78,9 @@ public struct RuleEngine: Sendable {
         var d = Diagnosis(targets: input.report.targets, unlockedTargets: unlocked, locks: lockResults, findings: all,
                           verdict: verdict, outcome: outcome, coverage: input.report.coverage, activity: input.activity,
                           processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
-        let reportKeys = Set(input.report.locks.map(lockKey))
-        d.extraLocks = (input.allLocks ?? []).filter { !reportKeys.contains(lockKey($0)) }
+        d.graph = ctx.graph
         return d
     }
-
-    func lockKey(_ l: LockEntry) -> String { "\(l.file?.description ?? "?")/\(l.kind.rawValue)/\(l.start)/\(l.kernelPid)" }
 
     /// The cause a verdict leads with: a cycle, then the end of a chain, then the rest by rule order.
     func causeRank(_ f: Finding) -> Int {
@@ -159,8 +156,8 @@ struct RuleContext {
     let input: DiagnosisInput
     /// Facts for every pid anyone mentions: the report's, the global locks', the extras.
     var facts: [Int32: ProcessFacts] = [:]
-    /// pid → the locks (from the global table, or the report) it is queued behind.
-    var waitingFor: [Int32: [LockEntry]] = [:]
+    /// The report's locks and the system-wide ones its chains run through.
+    let graph: LockGraph
 
     init(input: DiagnosisInput) {
         self.input = input
@@ -174,14 +171,7 @@ struct RuleContext {
         }
         for o in input.report.openers { if let p = o.process, facts[o.pid] == nil { facts[o.pid] = p } }
         self.facts = facts
-        var waiting: [Int32: [LockEntry]] = [:]
-        var seen = Set<String>()
-        for l in everyLock {
-            let key = "\(l.file?.description ?? "?") \(l.kind.rawValue) \(l.start) \(l.kernelPid)"
-            guard seen.insert(key).inserted else { continue }
-            for w in l.waiters where w.pid > 0 { waiting[w.pid, default: []].append(l) }
-        }
-        self.waitingFor = waiting
+        self.graph = LockGraph(input.report.locks, others: input.allLocks ?? [])
     }
 
     // MARK: - Names
@@ -204,8 +194,7 @@ struct RuleContext {
 
     /// Why `pid`, which holds `lock`, does not release it: classify what it is doing,
     /// and follow it into the lock it waits for or the child it waits on.
-    mutating func explain(pid: Int32, lock: LockEntry, depth: Int, visitedLocks: [LockEntry],
-                          chain: [(pid: Int32, holds: LockEntry)], maxDepth: Int) -> Explanation {
+    mutating func explain(pid: Int32, lock: LockEntry, depth: Int, chain: [Int32], maxDepth: Int) -> Explanation {
         var out = Explanation()
         guard depth <= maxDepth else { return out }
 
@@ -217,12 +206,11 @@ struct RuleContext {
         }
 
         // Queued behind another lock: follow the chain (the kernel lists it as a waiter).
-        let myChain = chain + [(pid: pid, holds: lock)]
-        if let next = (waitingFor[pid] ?? []).first(where: { $0.file != lock.file || $0.kind != lock.kind || $0.start != lock.start }) {
-            // A cycle: someone on the chain holds what this one wants.
-            if let idx = myChain.firstIndex(where: { step in next.holders.contains { $0.pid == step.pid } }) {
-                let cycle = Array(myChain[idx...])
-                let f = Rules.deadlock(ctx: self, cycle: cycle, wants: next, lock: lock)
+        let myChain = chain + [pid]
+        if let next = graph.next(after: pid, holding: lock.id) {
+            // A cycle: this one waits, through others, for what it holds itself.
+            if let cycle = graph.cycle(through: pid), let last = cycle.last {
+                let f = Rules.deadlock(ctx: self, cycle: cycle.map { ($0.pid, $0.holds) }, wants: last.waitsFor, lock: last.holds)
                 out.findings.append(f)
                 out.cause = f
                 return out
@@ -231,8 +219,7 @@ struct RuleContext {
                 out.uninspectable = true
                 return out
             }
-            let inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, visitedLocks: visitedLocks + [lock],
-                                chain: myChain, maxDepth: maxDepth)
+            let inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, chain: myChain, maxDepth: maxDepth)
             if inner.cause?.rule == .deadlock {
                 // The cycle was found further down; this holder is stuck behind it.
                 return inner
@@ -272,9 +259,8 @@ struct RuleContext {
             out.cause = f
         case .waitsChild(let t, let kids):
             var inner = Explanation()
-            for child in kids where !myChain.contains(where: { $0.pid == child }) {
-                let e = explain(pid: child, lock: lock, depth: depth + 1, visitedLocks: visitedLocks, chain: chain,
-                                maxDepth: maxDepth)
+            for child in kids where !myChain.contains(child) {
+                let e = explain(pid: child, lock: lock, depth: depth + 1, chain: chain, maxDepth: maxDepth)
                 inner.findings += e.findings
                 if inner.cause == nil || (e.cause.map { $0.rule.rank } ?? 99) < (inner.cause?.rule.rank ?? 99) {
                     inner.cause = e.cause ?? inner.cause
@@ -325,7 +311,7 @@ struct RuleContext {
     func classify(thread t: ThreadActivity, pid: Int32, activity: ProcessActivity) -> Doing? {
         if t.state == "Z" || t.state == "X" { return nil }
         if case .lock(_, let file, _, _)? = t.call, let file,
-           let entry = (input.allLocks ?? input.report.locks).first(where: { $0.file == file }) {
+           let entry = graph.locks.first(where: { $0.file == file }) {
             return .waitsLock(t, entry)
         }
         // Sockets first: a DNS query in D state is still a DNS query.

@@ -50,20 +50,23 @@ public struct DiagnosisDOT {
             }
             return id
         }
-        func lockKey(_ l: LockEntry) -> String { "lock:\(l.file?.description ?? "?"):\(l.kind.rawValue):\(l.start)" }
-        func lockNode(_ l: LockEntry, waiting: Int?) -> String {
-            let id = lockKey(l)
+        // A lock's node is named by file, kind and start; access and owner are added
+        // only where two locks share those (two READ locks on one range).
+        func shortKey(_ l: LockEntry) -> String { "lock:\(l.file?.description ?? "?"):\(l.kind.rawValue):\(l.start)" }
+        var sharing: [String: Int] = [:]
+        for l in d.graph.locks { sharing[shortKey(l), default: 0] += 1 }
+        func lockKey(_ l: LockEntry) -> String {
+            sharing[shortKey(l), default: 0] > 1 ? shortKey(l) + ":\(l.access.rawValue):\(l.kernelPid)" : shortKey(l)
+        }
+        let waiting = Dictionary(d.locks.map { ($0.lock.id, $0.waitingCount) }, uniquingKeysWith: { a, _ in a })
+        for l in d.graph.locks {
             var label = [l.path ?? l.file?.description ?? "?", l.kind.rawValue + " " + l.access.rawValue]
-            if let w = waiting, w > 0 { label.append("\(w) waiting") }
-            nodes[id] = "shape=box, style=filled, fillcolor=\"#fff2cc\", label=\(labelText(label))"
-            return id
+            let w = waiting[l.id] ?? l.waiters.count
+            if w > 0 { label.append("\(w) waiting") }
+            nodes[lockKey(l)] = "shape=box, style=filled, fillcolor=\"#fff2cc\", label=\(labelText(label))"
         }
 
-        let all = d.locks.map(\.lock) + d.extraLocks
-        for ld in d.locks { _ = lockNode(ld.lock, waiting: ld.waitingCount) }
-        for l in d.extraLocks where nodes[lockKey(l)] == nil { _ = lockNode(l, waiting: l.waiters.count) }
-
-        for l in all {
+        for l in d.graph.locks {
             let lid = lockKey(l)
             for h in l.holders {
                 let pid = processNode(h.pid)
@@ -72,17 +75,16 @@ public struct DiagnosisDOT {
             }
             // Waiters that are themselves holders elsewhere get their own node (chains, cycles);
             // the rest are merged by command.
-            let holdersAnywhere = Set(all.flatMap { $0.holders.map(\.pid) })
             var groups: [String: [Int32]] = [:]
             for w in l.waiters {
-                if holdersAnywhere.contains(w.pid) {
+                if d.graph.isHolder(w.pid) {
                     let red = cyclePids.contains(w.pid) ? ", color=red" : ""
                     edge(processNode(w.pid), lid, "label=\"waits\"\(red)")
                 } else {
                     groups[w.process?.comm ?? "?", default: []].append(w.pid)
                 }
             }
-            let openers = d.locks.first(where: { lockKey($0.lock) == lid })?.openers.filter { $0.activity == .polling } ?? []
+            let openers = d.locks.first(where: { $0.lock.id == l.id })?.openers.filter { $0.activity == .polling } ?? []
             var polling: [String: [Int32]] = [:]
             for o in openers { polling[o.process?.comm ?? "?", default: []].append(o.pid) }
             for (comm, pids) in groups.sorted(by: { $0.key < $1.key }) {

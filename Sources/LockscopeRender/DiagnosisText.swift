@@ -119,8 +119,7 @@ struct TreeBuilder {
     func lines(for ld: LockDiagnosis) -> [String] {
         var out: [String] = [lockLine(ld.lock)]
         var items: [[String]] = []
-        var visited = Set<String>()
-        visited.insert(key(ld.lock))
+        var visited: Set<LockID> = [ld.lock.id]
         for h in ld.lock.holders {
             items.append(holder(h.pid, role: h.isOwner ? "holder" : "co-holder", fd: h.fd, lock: ld.lock, depth: 0, visited: &visited))
         }
@@ -138,27 +137,24 @@ struct TreeBuilder {
         return out
     }
 
-    func key(_ l: LockEntry) -> String { "\(l.file?.description ?? "?")/\(l.kind.rawValue)/\(l.start)" }
-
     func lockLine(_ l: LockEntry) -> String {
         let range = (l.start == 0 && l.end == nil) ? "" : " bytes \(l.start)–\(l.end.map(String.init) ?? "EOF")"
         return terminalSafe(l.path ?? "(unknown path)") + "  " + (l.file?.description ?? "?") + "  " + l.kind.rawValue + " " + l.access.rawValue + range
     }
 
     /// A holder line and, under it, where it leads: the lock it waits for, or its children.
-    func holder(_ pid: Int32, role: String, fd: Int32?, lock: LockEntry, depth: Int, visited: inout Set<String>) -> [String] {
+    func holder(_ pid: Int32, role: String, fd: Int32?, lock: LockEntry, depth: Int, visited: inout Set<LockID>) -> [String] {
         var first = role + ": " + name(pid)
         if let fd { first += " fd \(fd)" }
         first += "  " + doing(pid)
         var children: [[String]] = []
         guard depth < 8 else { return [first] }
         // Another lock it is queued behind.
-        for l in allLocks() where l.waiters.contains(where: { $0.pid == pid }) && key(l) != key(lock) {
-            if visited.contains(key(l)) {
+        for l in d.graph.locksWaited(by: pid) where l.id != lock.id {
+            guard visited.insert(l.id).inserted else {
                 children.append(["waits for: " + lockLine(l) + "  (cycle)"])
                 continue
             }
-            visited.insert(key(l))
             var sub: [[String]] = []
             for h in l.holders {
                 sub.append(holder(h.pid, role: h.isOwner ? "holder" : "co-holder", fd: h.fd, lock: l, depth: depth + 1, visited: &visited))
@@ -178,8 +174,6 @@ struct TreeBuilder {
         }
         return [first] + attach(children, prefix: "")
     }
-
-    func allLocks() -> [LockEntry] { d.locks.map(\.lock) + d.extraLocks }
 
     func name(_ pid: Int32) -> String {
         let p = d.processes[pid]
