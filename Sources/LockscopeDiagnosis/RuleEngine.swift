@@ -238,54 +238,33 @@ struct RuleContext {
             out.uninspectable = facts[pid] == nil || input.uninspectable.contains(pid) || input.activity[pid] == nil
             return out
         }
+        var inner = Explanation()
+        let f: Finding
         switch doing {
         case .waitsLock(let t, let entry):
             // A lock call on an fd whose lock the kernel does not list as a waiter (OFD, or raced).
-            let f = Rules.waitChain(ctx: self, pid: pid, thread: t, holds: lock, waitsFor: entry, rest: Explanation(),
-                                    root: entry.holders.first?.pid)
-            out.findings.append(f)
-            out.cause = f
-        case .dns(let t, let fd, let sock):
-            let f = Rules.dnsTimeout(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
-            out.findings.append(f)
-            out.cause = f
-        case .network(let t, let fd, let sock):
-            let f = Rules.network(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
-            out.findings.append(f)
-            out.cause = f
-        case .io(let t):
-            let f = Rules.io(ctx: self, pid: pid, thread: t, lock: lock)
-            out.findings.append(f)
-            out.cause = f
+            f = Rules.waitChain(ctx: self, pid: pid, thread: t, holds: lock, waitsFor: entry, rest: Explanation(),
+                                root: entry.holders.first?.pid)
+        case .dns(let t, let fd, let sock): f = Rules.dnsTimeout(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
+        case .network(let t, let fd, let sock): f = Rules.network(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
+        case .io(let t): f = Rules.io(ctx: self, pid: pid, thread: t, lock: lock)
         case .waitsChild(let t, let kids):
-            var inner = Explanation()
             for child in kids where !myChain.contains(child) {
                 let e = explain(pid: child, lock: lock, depth: depth + 1, chain: chain, maxDepth: maxDepth)
                 inner.findings += e.findings
                 if inner.cause == nil || (e.cause.map { $0.rule.rank } ?? 99) < (inner.cause?.rule.rank ?? 99) {
                     inner.cause = e.cause ?? inner.cause
                 }
-                inner.uninspectable = inner.uninspectable || e.uninspectable
             }
-            let f = Rules.waitsChild(ctx: self, pid: pid, thread: t, children: kids, childCause: inner.cause, lock: lock)
-            out.findings.append(f)
-            out.findings += inner.findings
-            out.cause = inner.cause ?? f
-        case .futex(let t):
-            let f = Rules.futex(ctx: self, pid: pid, thread: t, lock: lock)
-            out.findings.append(f)
-            out.cause = f
-        case .sleeping(let t):
-            let f = Rules.sleeping(ctx: self, pid: pid, thread: t, lock: lock)
-            out.findings.append(f)
-            out.cause = f
-        case .busy(let t):
-            let f = Rules.busy(ctx: self, pid: pid, thread: t, lock: lock)
-            out.findings.append(f)
-            out.cause = f
-        case .other:
-            break
+            f = Rules.waitsChild(ctx: self, pid: pid, thread: t, children: kids, childCause: inner.cause, lock: lock)
+        case .futex(let t): f = Rules.futex(ctx: self, pid: pid, thread: t, lock: lock)
+        case .sleeping(let t): f = Rules.sleeping(ctx: self, pid: pid, thread: t, lock: lock)
+        case .busy(let t): f = Rules.busy(ctx: self, pid: pid, thread: t, lock: lock)
+        case .other: return out
         }
+        // What a child is stuck in is the cause; the finding about this one says how it leads there.
+        out.findings = [f] + inner.findings
+        out.cause = inner.cause ?? f
         return out
     }
 
