@@ -16,15 +16,6 @@ public struct LockID: Sendable, Hashable {
     /// nil means EOF.
     public var end: Int64?
     public var owner: Int32
-
-    public init(file: FileIdentity?, kind: LockKind, access: LockAccess, start: Int64, end: Int64?, owner: Int32) {
-        self.file = file
-        self.kind = kind
-        self.access = access
-        self.start = start
-        self.end = end
-        self.owner = owner
-    }
 }
 
 extension LockLine {

@@ -62,14 +62,15 @@ public struct Diagnoser: Sendable {
     /// Everything the rules need; the flag says the window was cut short.
     public func gather(targets: [Target]?, shouldStop: @escaping () -> Bool = { false }) throws(LockscopeError) -> (DiagnosisInput, Bool) {
         let scanner = LockScanner(proc: proc, excludedPids: excludedPids)
+        let everyLock = LockScanner.Options(coHolders: true, openers: false, processFacts: true)
         var report: LockReport
-        var global: [LockEntry]? = nil
-        var globalGraph: LockGraph? = nil
+        // Every lock on the system, read when a chain needs it (or up front without targets).
+        var global: LockGraph? = nil
         if let targets {
             report = try scanner.report(for: targets)
         } else {
-            let all = try scanner.allLocks(options: .init(coHolders: true, openers: false, processFacts: true))
-            global = all.locks
+            let all = try scanner.allLocks(options: everyLock)
+            global = LockGraph(all.locks)
             report = all
             report.locks = all.locks.filter { !$0.waiters.isEmpty }
         }
@@ -103,11 +104,8 @@ public struct Diagnoser: Sendable {
                     guard case .inSyscall(let nr, let args, _, _) = t.syscall else { continue }
                     // Queued behind another lock: the system-wide table has its holder.
                     if LockCall(number: nr, args: args) != nil {
-                        if global == nil {
-                            global = (try? scanner.allLocks(options: .init(coHolders: true, openers: false, processFacts: true)))?.locks ?? []
-                        }
-                        if globalGraph == nil { globalGraph = LockGraph(global ?? []) }
-                        for l in globalGraph?.locksWaited(by: pid) ?? [] {
+                        if global == nil { global = LockGraph((try? scanner.allLocks(options: everyLock))?.locks ?? []) }
+                        for l in global?.locksWaited(by: pid) ?? [] {
                             for h in l.holders { remember(h.process); if !seen.contains(h.pid) { next.append(h.pid) }; add(h.pid) }
                         }
                     }
@@ -139,7 +137,7 @@ public struct Diagnoser: Sendable {
         var uninspectable = result.uninspectable
         for pid in interesting where result.activity[pid] == nil && facts[pid] == nil { uninspectable.insert(pid) }
 
-        let input = DiagnosisInput(report: report, allLocks: global, activity: result.activity, processes: facts,
+        let input = DiagnosisInput(report: report, allLocks: global?.locks, activity: result.activity, processes: facts,
                                    resolvConf: confs, uninspectable: uninspectable, windowSeconds: window)
         return (input, result.interrupted)
     }
