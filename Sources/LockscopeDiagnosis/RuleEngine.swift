@@ -12,34 +12,21 @@ public struct RuleEngine: Sendable {
     public init() {}
 
     public func diagnose(_ input: DiagnosisInput) -> Diagnosis {
-        var ctx = RuleContext(input: input)
+        let ctx = RuleContext(input: input)
         var all: [Finding] = []
         var lockResults: [LockDiagnosis] = []
 
         for lock in input.report.locks {
             let openers = input.report.openers.filter { $0.file == lock.file }
-            var findings: [Finding] = []
-            var cause: Finding? = nil
-            var uninspectable = false
-
-            if lock.holders.isEmpty {
-                uninspectable = true
-            }
             // The holders in report order: the owner first, then co-holders.
-            var explained: [Explanation] = []
-            for h in lock.holders {
-                let e = ctx.explain(pid: h.pid, lock: lock, depth: 0, chain: [], maxDepth: maxDepth)
-                explained.append(e)
-            }
-            for e in explained { findings += e.findings }
-            findings += ctx.leakedFd(lock)
+            let explained = lock.holders.map { ctx.explain(pid: $0.pid, lock: lock, depth: 0, chain: [], maxDepth: maxDepth) }
+            var findings = explained.flatMap(\.findings) + ctx.leakedFd(lock)
             // The cause: the owner's explanation unless it is only "waits for a child" and a
             // co-holder says more, then anything decisive.
             let candidates = explained.compactMap(\.cause) + findings.filter { $0.rule == .leakedFd }
-            cause = candidates.min { a, b in
-                (causeRank(a), a.pid) < (causeRank(b), b.pid)
-            }
-            if explained.allSatisfy({ $0.uninspectable }) { uninspectable = true }
+            let cause = candidates.min { a, b in (causeRank(a), a.pid) < (causeRank(b), b.pid) }
+            // No holder visible, or none could be looked at.
+            let uninspectable = explained.allSatisfy(\.uninspectable)
 
             for i in findings.indices where findings[i].lock == nil { findings[i].lock = lock.file }
             findings = dedupe(findings)
@@ -93,19 +80,12 @@ public struct RuleEngine: Sendable {
         }
     }
 
+    /// Each finding once: per rule and pid, a deadlock per set of members (whoever it was found from).
     func dedupe(_ findings: [Finding]) -> [Finding] {
-        var seen = Set<String>()
-        var out: [Finding] = []
-        for f in findings {
-            let key: String
-            if f.rule == .deadlock {
-                key = f.rule.rawValue + ":" + f.pids.sorted().map(String.init).joined(separator: ",")
-            } else {
-                key = f.rule.rawValue + ":" + String(f.pid)
-            }
-            if seen.insert(key).inserted { out.append(f) }
+        var seen = Set<[Int32]>()
+        return findings.filter { f in
+            seen.insert([Int32(f.rule.rank)] + (f.rule == .deadlock ? f.pids.sorted() : [f.pid])).inserted
         }
-        return out
     }
 }
 
@@ -142,14 +122,6 @@ enum Doing {
         case .other: return 8
         }
     }
-
-    var thread: ThreadActivity? {
-        switch self {
-        case .waitsLock(let t, _): return t
-        case .dns(let t, _, _), .network(let t, _, _), .io(let t), .waitsChild(let t, _), .futex(let t),
-             .sleeping(let t), .busy(let t), .other(let t): return t
-        }
-    }
 }
 
 struct RuleContext {
@@ -162,14 +134,8 @@ struct RuleContext {
     init(input: DiagnosisInput) {
         self.input = input
         var facts = input.processes
-        let everyLock = input.report.locks + (input.allLocks ?? [])
-        for l in everyLock {
-            for h in l.holders { if let p = h.process, facts[h.pid] == nil { facts[h.pid] = p } }
-            for w in l.waiters where w.pid > 0 {
-                if let p = w.process, facts[w.pid] == nil { facts[w.pid] = p }
-            }
-        }
-        for o in input.report.openers { if let p = o.process, facts[o.pid] == nil { facts[o.pid] = p } }
+        let named = (input.report.locks + (input.allLocks ?? [])).flatMap { l in l.holders.map(\.process) + l.waiters.map(\.process) }
+        for case let p? in named + input.report.openers.map(\.process) where facts[p.pid] == nil { facts[p.pid] = p }
         self.facts = facts
         self.graph = LockGraph(input.report.locks, others: input.allLocks ?? [])
     }
@@ -194,16 +160,11 @@ struct RuleContext {
 
     /// Why `pid`, which holds `lock`, does not release it: classify what it is doing,
     /// and follow it into the lock it waits for or the child it waits on.
-    mutating func explain(pid: Int32, lock: LockEntry, depth: Int, chain: [Int32], maxDepth: Int) -> Explanation {
-        var out = Explanation()
-        guard depth <= maxDepth else { return out }
+    func explain(pid: Int32, lock: LockEntry, depth: Int, chain: [Int32], maxDepth: Int) -> Explanation {
+        guard depth <= maxDepth else { return Explanation() }
 
         // Stopped outranks whatever call it was stopped in.
-        if let stopped = Rules.stopped(ctx: self, pid: pid, lock: lock) {
-            out.findings.append(stopped)
-            out.cause = stopped
-            return out
-        }
+        if let stopped = Rules.stopped(ctx: self, pid: pid, lock: lock) { return Explanation(findings: [stopped], cause: stopped) }
 
         // Queued behind another lock: follow the chain (the kernel lists it as a waiter).
         let myChain = chain + [pid]
@@ -211,14 +172,9 @@ struct RuleContext {
             // A cycle: this one waits, through others, for what it holds itself.
             if let cycle = graph.cycle(through: pid), let last = cycle.last {
                 let f = Rules.deadlock(ctx: self, cycle: cycle.map { ($0.pid, $0.holds) }, wants: last.waitsFor, lock: last.holds)
-                out.findings.append(f)
-                out.cause = f
-                return out
+                return Explanation(findings: [f], cause: f)
             }
-            guard let nextHolder = next.holders.first else {
-                out.uninspectable = true
-                return out
-            }
+            guard let nextHolder = next.holders.first else { return Explanation(uninspectable: true) }
             let inner = explain(pid: nextHolder.pid, lock: next, depth: depth + 1, chain: myChain, maxDepth: maxDepth)
             if inner.cause?.rule == .deadlock {
                 // The cycle was found further down; this holder is stuck behind it.
@@ -226,17 +182,12 @@ struct RuleContext {
             }
             let thread = activityThread(pid: pid, matching: { if case .lock = $0 { return true } else { return false } })
             let f = Rules.waitChain(ctx: self, pid: pid, thread: thread, holds: lock, waitsFor: next,
-                                    rest: inner, root: rootOf(inner, fallback: nextHolder.pid))
-            out.findings.append(f)
-            out.findings += inner.findings
-            out.cause = inner.cause ?? f
-            out.uninspectable = inner.uninspectable
-            return out
+                                    rest: inner, root: inner.cause?.pid ?? nextHolder.pid)
+            return Explanation(findings: [f] + inner.findings, cause: inner.cause ?? f, uninspectable: inner.uninspectable)
         }
 
         guard let doing = classify(pid: pid) else {
-            out.uninspectable = facts[pid] == nil || input.uninspectable.contains(pid) || input.activity[pid] == nil
-            return out
+            return Explanation(uninspectable: facts[pid] == nil || input.uninspectable.contains(pid) || input.activity[pid] == nil)
         }
         var inner = Explanation()
         let f: Finding
@@ -260,15 +211,11 @@ struct RuleContext {
         case .futex(let t): f = Rules.futex(ctx: self, pid: pid, thread: t, lock: lock)
         case .sleeping(let t): f = Rules.sleeping(ctx: self, pid: pid, thread: t, lock: lock)
         case .busy(let t): f = Rules.busy(ctx: self, pid: pid, thread: t, lock: lock)
-        case .other: return out
+        case .other: return Explanation()
         }
         // What a child is stuck in is the cause; the finding about this one says how it leads there.
-        out.findings = [f] + inner.findings
-        out.cause = inner.cause ?? f
-        return out
+        return Explanation(findings: [f] + inner.findings, cause: inner.cause ?? f)
     }
-
-    func rootOf(_ e: Explanation, fallback: Int32) -> Int32 { e.cause?.pid ?? fallback }
 
     func activityThread(pid: Int32, matching: (BlockingCall) -> Bool) -> ThreadActivity? {
         input.activity[pid]?.threads.first { $0.call.map(matching) ?? false }
@@ -279,12 +226,8 @@ struct RuleContext {
     /// What the process is doing, from its most telling thread; nil when nothing is known.
     func classify(pid: Int32) -> Doing? {
         guard let act = input.activity[pid] else { return nil }
-        var best: Doing? = nil
-        for t in act.threads {
-            guard let d = classify(thread: t, pid: pid, activity: act) else { continue }
-            if best == nil || d.rank < best!.rank { best = d }
-        }
-        return best
+        // The first of the most telling, in thread order.
+        return act.threads.compactMap { classify(thread: $0, pid: pid, activity: act) }.min { $0.rank < $1.rank }
     }
 
     func classify(thread t: ThreadActivity, pid: Int32, activity: ProcessActivity) -> Doing? {

@@ -58,10 +58,10 @@ public struct DiagnosisDOT {
         func lockKey(_ l: LockEntry) -> String {
             sharing[shortKey(l), default: 0] > 1 ? shortKey(l) + ":\(l.access.rawValue):\(l.kernelPid)" : shortKey(l)
         }
-        let waiting = Dictionary(d.locks.map { ($0.lock.id, $0.waitingCount) }, uniquingKeysWith: { a, _ in a })
+        let diagnosed = Dictionary(d.locks.map { ($0.lock.id, $0) }, uniquingKeysWith: { a, _ in a })
         for l in d.graph.locks {
             var label = [l.path ?? l.file?.description ?? "?", l.kind.rawValue + " " + l.access.rawValue]
-            let w = waiting[l.id] ?? l.waiters.count
+            let w = diagnosed[l.id]?.waitingCount ?? l.waiters.count
             if w > 0 { label.append("\(w) waiting") }
             nodes[lockKey(l)] = "shape=box, style=filled, fillcolor=\"#fff2cc\", label=\(labelText(label))"
         }
@@ -84,9 +84,8 @@ public struct DiagnosisDOT {
                     groups[w.process?.comm ?? "?", default: []].append(w.pid)
                 }
             }
-            let openers = d.locks.first(where: { $0.lock.id == l.id })?.openers.filter { $0.activity == .polling } ?? []
             var polling: [String: [Int32]] = [:]
-            for o in openers { polling[o.process?.comm ?? "?", default: []].append(o.pid) }
+            for o in diagnosed[l.id]?.openers ?? [] where o.activity == .polling { polling[o.process?.comm ?? "?", default: []].append(o.pid) }
             for (comm, pids) in groups.sorted(by: { $0.key < $1.key }) {
                 let id = "waiters:\(lid):\(comm)"
                 let ages = l.waiters.filter { pids.contains($0.pid) }.compactMap { $0.process?.ageSeconds }
