@@ -222,4 +222,26 @@ final class LiveGraphTests: XCTestCase {
         let text = try runCommand([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", TestBinaries.lockscope, "who", f])
         XCTAssertEqual(text.stdout.components(separatedBy: "could not be inspected").count, 2, "reported once: \(text.stdout)")
     }
+
+    /// Two processes take READ on the whole file (flock LOCK_SH, POSIX F_RDLCK), a third
+    /// asks for WRITE: two granted locks with one holder each, the writer queued behind
+    /// one — the shapes `LockGraphTests` builds by hand. A lock identity without the
+    /// owner would give both locks both holders.
+    func testTwoReadersOnOneRangeAreTwoGraphLocksWithOneHolderEach() throws {
+        for (read, write, nr) in [("flock:sh", "flock:ex", sysFlock), ("posix:r:0:0", "posix:w:0:0", sysFcntl)] {
+            let f = try dir.touch("readers-\(nr).lock")
+            let a = try holdReady(["open:\(f)", read]), b = try holdReady(["open:\(f)", read])
+            let w = try blocked(["open:\(f)", write], in: nr)
+            let graph = LockGraph(try report(f).locks)
+            XCTAssertEqual(Set(graph.locks.map(\.id.owner)), [a.pid, b.pid], read)
+            XCTAssertEqual(Set(graph.locks.map(\.access)), [.read], read)
+            for l in graph.locks { XCTAssertEqual(l.holders.map(\.pid), [l.id.owner], read) }
+            let waited = graph.locksWaited(by: w.pid)
+            XCTAssertEqual(waited.count, 1, read)
+            XCTAssertEqual(waited.first.map { graph.locksHeld(by: $0.id.owner).map(\.id) }, waited.first.map { [$0.id] }, read)
+            XCTAssertTrue(graph.cycles.isEmpty, read)
+            spawned.forEach { $0.terminate() }
+            spawned = []
+        }
+    }
 }
