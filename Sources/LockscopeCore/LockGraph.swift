@@ -42,7 +42,7 @@ public struct LockGraph: Sendable {
     /// system-wide table) that are not among them.
     public let locks: [LockEntry]
     /// How many of `locks` are the report's.
-    public let reportCount: Int
+    private let reportCount: Int
     /// Every deadlock once, each starting with its lowest pid: member i waits for
     /// what member i+1 holds, the last for what the first holds.
     public private(set) var cycles: [[Hop]] = []
