@@ -41,8 +41,6 @@ public struct LockGraph: Sendable {
     /// Every lock: the report's in its order, then the others (from the
     /// system-wide table) that are not among them.
     public let locks: [LockEntry]
-    /// How many of `locks` are the report's.
-    private let reportCount: Int
     /// Every deadlock once, each starting with its lowest pid: member i waits for
     /// what member i+1 holds, the last for what the first holds.
     public private(set) var cycles: [[Hop]] = []
@@ -54,7 +52,6 @@ public struct LockGraph: Sendable {
     public init(_ report: [LockEntry] = [], others: [LockEntry] = []) {
         let reportIDs = Set(report.map(\.id))
         locks = report + others.filter { !reportIDs.contains($0.id) }
-        reportCount = report.count
         for (i, l) in locks.enumerated() {
             if index[l.id] == nil { index[l.id] = i }
             for h in l.holders where held[h.pid]?.last != i { held[h.pid, default: []].append(i) }
@@ -63,17 +60,12 @@ public struct LockGraph: Sendable {
         }
         var seen = Set<[Int32]>()
         for pid in waited.keys.sorted() where held[pid] != nil {
-            guard let c = shortestCycle(from: pid) else { continue }
+            guard let c = shortestCycle(from: pid), let low = c.indices.min(by: { c[$0].pid < c[$1].pid }) else { continue }
             cycleOf[pid] = c
-            let members = c.map(\.pid)
-            guard let low = members.indices.min(by: { members[$0] < members[$1] }) else { continue }
             let canonical = Array(c[low...] + c[..<low])
             if seen.insert(canonical.map(\.pid)).inserted { cycles.append(canonical) }
         }
     }
-
-    /// The other locks a chain runs through.
-    public var extraLocks: ArraySlice<LockEntry> { locks[reportCount...] }
 
     public subscript(id: LockID) -> LockEntry? { index[id].map { locks[$0] } }
 

@@ -78,7 +78,6 @@ struct VerdictWriter {
 
     /// How the holder is connected to the process the cause is about.
     func route(from owner: Int32, to pid: Int32, in d: LockDiagnosis) -> String {
-        let lock = d.lock
         // A chain of locks: the wait-chain finding about the first holder lists the hops.
         if let chain = d.findings.first(where: { $0.rule == .waitChain && $0.pid == owner }),
            case .pids(let pids)? = chain["chain"], case .strings(let locks)? = chain["chain_locks"], pids.count >= 2 {
@@ -88,13 +87,11 @@ struct VerdictWriter {
             }
             if !hops.isEmpty { return ctx.name(owner) + " waits for " + hops.joined(separator: ", which waits for ") }
         }
+        let shares = d.lock.holders.contains { $0.pid == pid }
         if ctx.facts[pid]?.ppid == owner {
-            let shares = lock.holders.contains { $0.pid == pid }
             return ctx.name(owner) + " waits for its child " + ctx.name(pid) + (shares ? ", which shares the lock" : "")
         }
-        if lock.holders.contains(where: { $0.pid == pid }) {
-            return ctx.name(owner) + " shares the lock with " + ctx.name(pid)
-        }
+        if shares { return ctx.name(owner) + " shares the lock with " + ctx.name(pid) }
         return ctx.name(owner) + " waits on " + ctx.name(pid)
     }
 
