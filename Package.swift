@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Release builds on Linux link one fully static binary (see the lockscope target).
@@ -16,6 +16,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // `lockscope serve` / `metrics` (docs/metrics.md). Hummingbird without its default
+        // traits: no full Foundation (ICU) and no swift-configuration in the static binary.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Only what Swift cannot call directly (getdents64, kcmp, unshare, the stop-signal
@@ -58,10 +64,24 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The Prometheus exposition and the HTTP exporter (`metrics`, `serve`).
+        .target(
+            name: "LockscopeMetrics",
+            dependencies: [
+                "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "lockscope",
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender", "LockscopeDemo",
+                "LockscopeMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The release binary is fully static (libc included): one file to copy onto a
@@ -99,6 +119,10 @@ let package = Package(
             name: "LockscopeDiagnosisTests",
             dependencies: ["LockscopeDiagnosis", "LockscopeDemo", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeTestSupport", "lockscope-testbed"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "LockscopeMetricsTests",
+            dependencies: ["LockscopeMetrics", "LockscopeCore", "LockscopeTestSupport", "lockscope", "lockscope-testbed"]
         ),
         .testTarget(
             name: "LockscopeCLITests",

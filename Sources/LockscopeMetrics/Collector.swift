@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LockscopeCore
+import LockscopeDiagnosis
+import LockscopeTrace
+
+/// One scrape of the live system: one read of /proc/locks (through `LockScanner`,
+/// without the descriptor scan: the owners' fds name the paths, as `list` does),
+/// the waiters' scheduler clocks for their wait ages, and a quick diagnosis of the
+/// contended locks' holders (one /proc snapshot, no window).
+///
+/// /proc/locks is read exactly once per `collect()`: reading it takes the kernel's
+/// file-lock spinlocks, which stall every lock operation on the machine, so the
+/// server never calls this more often than its minimum interval.
+public struct Collector: Sendable {
+    public var proc: ProcRoot
+    public var top: Int
+    /// Run the quick diagnosis (reason labels and `lockscope_diagnosis_findings`).
+    public var diagnose: Bool
+    public var excludedPids: Set<Int32>
+
+    public init(proc: ProcRoot = ProcRoot(), top: Int = 20, diagnose: Bool = true, excludedPids: Set<Int32> = [getpid()]) {
+        self.proc = proc
+        self.top = top
+        self.diagnose = diagnose
+        self.excludedPids = excludedPids
+    }
+
+    /// What one collection found.
+    public struct Result: Sendable {
+        public var report: LockReport
+        public var metrics: LockMetrics
+        /// Findings of the quick diagnosis per rule (every rule present, zeros included); nil when it did not run.
+        public var findings: [String: Int]?
+    }
+
+    /// Reads the system once. `held` supplies how long each lock has been held
+    /// when something has watched it (the server's first-seen times, or events).
+    public func collect(held: (LockReport) -> [LockKey: Double] = { _ in [:] }) throws(LockscopeError) -> Result {
+        let scanner = LockScanner(proc: proc, excludedPids: excludedPids)
+        let report = try scanner.allLocks(options: .init(coHolders: false, processFacts: true, waiterDetails: true))
+        var facts = LockMetrics.Facts()
+        facts.oldestWait = waitAges(report)
+        facts.held = held(report)
+        var findings: [String: Int]? = nil
+        if diagnose {
+            let quick = QuickDiagnosis(proc: proc, limit: top).run(report)
+            facts.reason = quick.reasons
+            findings = quick.findings
+        }
+        return Result(report: report, metrics: LockMetrics(report: report, facts: facts, top: top), findings: findings)
+    }
+
+    /// The longest wait of each contended lock, estimated per waiter as the time since
+    /// its blocked thread last ran on a CPU (a thread asleep in `flock`/`F_SETLKW` does
+    /// not run): our own thread's `se.exec_start` minus the waiter's, both from
+    /// /proc/…/sched (kernel/sched/debug.c `proc_sched_show_task()`, milliseconds of the
+    /// scheduler clock). Waiters whose sched file cannot be read are left out.
+    func waitAges(_ report: LockReport) -> [LockKey: Double] {
+        var out: [LockKey: Double] = [:]
+        guard report.locks.contains(where: { !$0.waiters.isEmpty }),
+              let now = SchedClock.execStartMilliseconds(try? proc.readText("thread-self/sched")) else { return out }
+        for l in report.locks where !l.waiters.isEmpty {
+            var oldest: Double? = nil
+            for w in l.waiters where w.pid > 0 {
+                let tid = w.tid ?? w.pid
+                guard let theirs = SchedClock.execStartMilliseconds(try? proc.readText("\(w.pid)/task/\(tid)/sched")) else { continue }
+                let age = max(0, (now - theirs) / 1000)
+                oldest = max(oldest ?? 0, age)
+            }
+            if let oldest { out[LockKey(l)] = oldest }
+        }
+        return out
+    }
+}
+
+/// The scheduler clock line of /proc/PID/sched.
+public enum SchedClock {
+    /// `se.exec_start   :   3131175.206397` → 3131175.206397 (ms); nil when absent.
+    public static func execStartMilliseconds(_ text: String?) -> Double? {
+        guard let text else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("se.exec_start") {
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return Double(line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" })
+        }
+        return nil
+    }
+}
+
+/// The diagnosis rules run on what one /proc snapshot shows of the contended locks'
+/// owners (no sampling window, no descriptor scan): enough to name the usual causes
+/// (DNS timeout, a stopped or sleeping holder, a holder waiting for the child that
+/// shares its lock) at scrape cost. `lockscope diagnose` is the full version.
+struct QuickDiagnosis {
+    var proc: ProcRoot
+    /// At most this many contended locks are diagnosed (the most-waited first).
+    var limit: Int
+
+    struct Output {
+        var reasons: [LockKey: String] = [:]
+        var findings: [String: Int] = [:]
+    }
+
+    func run(_ report: LockReport) -> Output {
+        var out = Output()
+        for r in RuleID.allCases { out.findings[r.rawValue] = 0 }
+        let contended = report.locks.filter { !$0.waiters.isEmpty }
+            .sorted { ($0.waiters.count, $1.path ?? "") > ($1.waiters.count, $0.path ?? "") }
+            .prefix(max(0, limit))
+        guard !contended.isEmpty else { return out }
+
+        var facts: [Int32: ProcessFacts] = [:]
+        for l in contended {
+            for h in l.holders { if let p = h.process { facts[p.pid] = p } }
+            for w in l.waiters { if let p = w.process { facts[p.pid] = p } }
+        }
+        // Holders, and the child a holder waits for by pid (flock(1) runs its command
+        // as a child that shares the lock: the child is the one doing the work).
+        var pids: [Int32] = []
+        var seen = Set<Int32>()
+        for l in contended { for h in l.holders where h.pid > 0 && seen.insert(h.pid).inserted { pids.append(h.pid) } }
+        let reader = ProcessReader(proc: proc)
+        let wait4 = SyscallTable.host.number(of: "wait4")
+        for pid in pids {
+            if facts[pid]?.threads.isEmpty ?? true, let f = reader.facts(of: pid, withThreads: true) { facts[pid] = f }
+            for t in facts[pid]?.threads ?? [] {
+                guard case .inSyscall(let nr, let args, _, _) = t.syscall, nr == wait4 else { continue }
+                let child = Int32(truncatingIfNeeded: args[0])
+                if child > 0, seen.insert(child).inserted, let f = reader.facts(of: child, withThreads: true) {
+                    facts[child] = f
+                    pids.append(child)
+                }
+            }
+        }
+        let activity = SamplerActivity(proc: proc).activity(pids: pids, window: 0, hz: 1, shouldStop: { false })
+        var confs: [Int32: ResolvConf] = [:]
+        for pid in pids { if let c = Diagnoser.resolvConf(pid: pid, proc: proc) { confs[pid] = c } }
+
+        var subset = report
+        subset.locks = Array(contended)
+        let input = DiagnosisInput(report: subset, allLocks: report.locks, activity: activity.activity, processes: facts,
+                                   resolvConf: confs, uninspectable: activity.uninspectable, windowSeconds: 0)
+        let d = RuleEngine().diagnose(input)
+        for f in d.findings { out.findings[f.rule.rawValue, default: 0] += 1 }
+        for ld in d.locks { if let c = ld.cause { out.reasons[LockKey(ld.lock)] = c.rule.rawValue } }
+        return out
+    }
+}

@@ -1,0 +1,69 @@
+import LockscopeCore
+import Synchronization
+import Prometheus
+
+/// What a kernel lock-events source (perf_event_open on the `filelock:*`
+/// tracepoints) tells the exporter, one call per event it has decoded. The
+/// exporter owns the counters and histograms; the source only reports.
+///
+/// Push, not a table of pre-aggregated buckets: swift-prometheus's histograms are
+/// built from observations (they keep `_sum` exact), and the source sees every
+/// grant anyway.
+public protocol LockEventRecorder: Sendable {
+    /// A lock request was granted after waiting `waitedSeconds` (0 when it did not block).
+    func recordAcquisition(file: FileIdentity?, path: String?, waitedSeconds: Double)
+    /// A non-blocking request (`LOCK_NB`, `F_SETLK`, `F_OFD_SETLK`) was refused.
+    func recordFailedAttempt(file: FileIdentity?, path: String?)
+    /// The source started (true) or stopped (false); `lockscope_events_available` follows it.
+    func setAvailable(_ available: Bool)
+}
+
+/// The event-derived metrics, kept for the exporter's lifetime (counters only grow):
+/// `lockscope_lock_acquisitions_total{path}`, `lockscope_lock_failed_attempts_total{path}`
+/// and the `lockscope_lock_wait_seconds{path}` histogram. The first `maxPaths`
+/// distinct paths keep their own label for good; later ones count under `path="other"`,
+/// so a machine that locks ever-new temp files cannot grow the label set.
+public final class EventMetrics: LockEventRecorder, Sendable {
+    /// Upper bounds of the wait histogram, seconds: from an uncontended grant to the
+    /// minutes a DNS-timeout holder can keep a lock.
+    public static let waitBuckets: [Double] = [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
+
+    let registry = PrometheusCollectorRegistry()
+    let maxPaths: Int
+    struct State {
+        var admitted = Set<String>()
+        var available = false
+    }
+    let state = Mutex(State())
+
+    public init(maxPaths: Int) { self.maxPaths = maxPaths }
+
+    public var available: Bool { state.withLock { $0.available } }
+
+    public func setAvailable(_ available: Bool) { state.withLock { $0.available = available } }
+
+    public func recordAcquisition(file: FileIdentity?, path: String?, waitedSeconds: Double) {
+        let label = self.label(file: file, path: path)
+        registry.makeCounter(descriptor: MetricName.descriptor(MetricName.acquisitions), labels: [("path", label)]).increment()
+        registry.makeValueHistogram(descriptor: MetricName.descriptor(MetricName.waitSeconds), labels: [("path", label)],
+                                    buckets: Self.waitBuckets).record(max(0, waitedSeconds))
+    }
+
+    public func recordFailedAttempt(file: FileIdentity?, path: String?) {
+        registry.makeCounter(descriptor: MetricName.descriptor(MetricName.failedAttempts), labels: [("path", label(file: file, path: path))])
+            .increment()
+    }
+
+    /// The same label rule as the snapshot gauges, with the lifetime cap.
+    func label(file: FileIdentity?, path: String?) -> String {
+        let candidate: String
+        if let path, !path.isEmpty { candidate = terminalSafe(path) } else { candidate = file?.description ?? LockMetrics.unknownReason }
+        return state.withLock { s in
+            if s.admitted.contains(candidate) { return candidate }
+            if s.admitted.count < maxPaths { s.admitted.insert(candidate); return candidate }
+            return LockMetrics.otherPath
+        }
+    }
+
+    func emit(into buffer: inout [UInt8]) { registry.emit(into: &buffer) }
+}

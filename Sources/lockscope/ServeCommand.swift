@@ -1,0 +1,65 @@
+import ArgumentParser
+import Dispatch
+import LockscopeCore
+import LockscopeMetrics
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the lock contention on this host to Prometheus over HTTP.",
+        discussion: """
+        GET /metrics: Prometheus text 0.0.4, or OpenMetrics 1.0 for a client whose Accept
+        header asks for application/openmetrics-text. GET /: a short page. GET /healthz: ok.
+        Scrapes closer together than --min-interval share one snapshot: /proc/locks is
+        read at most once per interval (reading it stalls every lock operation on the
+        machine). Listens on loopback unless told otherwise. SIGTERM or SIGINT stops it.
+
+        Exit codes: 0 stopped by SIGTERM/SIGINT; 64 bad usage (e.g. a malformed
+        --listen); 69 the address cannot be bound (port in use, address not local).
+        """)
+
+    @OptionGroup var exposition: ExpositionOptions
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on, HOST:PORT ([::1]:PORT for IPv6; port 0: any free port).", valueName: "addr:port"))
+    var listen: String = ListenAddress.defaultValue.description
+
+    @Option(name: .customLong("min-interval"), help: ArgumentHelp("Minimum seconds between two reads of /proc/locks.", valueName: "seconds"))
+    var minInterval: Double = 1
+
+    func validate() throws {
+        if ListenAddress(parsing: listen) == nil {
+            throw ValidationError("--listen \(terminalSafe(listen)): expected HOST:PORT, e.g. 127.0.0.1:9743 or [::1]:9743")
+        }
+        if !(minInterval >= 0.1 && minInterval <= 3600) { throw ValidationError("--min-interval \(minInterval): expected 0.1…3600 seconds") }
+    }
+
+    func run() throws {
+        guard let address = ListenAddress(parsing: listen) else { throw ExitCode(Exit.usage) }
+        var options = MetricsServer.Options(host: address.host, port: address.port)
+        options.minInterval = minInterval
+        // No lock-events source is wired in yet: snapshot gauges only (lockscope_events_available 0).
+        let server = MetricsServer(options: options, collector: exposition.collector, events: EventMetrics(maxPaths: exposition.top))
+        let outcome = Mutex<String?>(nil)  // the server task's error, for the waiting main thread
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await server.run { bound in
+                    fputs("lockscope: serving http://\(bound)/metrics\n", stdout)
+                    fflush(stdout)
+                }
+            } catch {
+                outcome.withLock { $0 = String(describing: error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let message = outcome.withLock({ $0 }) {
+            writeError("lockscope: \(terminalSafe(message))")
+            throw ExitCode(Exit.unavailable)
+        }
+    }
+}
