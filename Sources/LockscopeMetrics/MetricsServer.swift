@@ -75,13 +75,13 @@ public struct MetricsServer: Sendable {
             eventLoopGroupProvider: .shared(group),
             logger: logger
         )
+        // The event loop is left to the process's exit: shutting it down races the
+        // connections' own close-out (NIO then complains about tasks on a dead loop).
         do {
             try await app.runService()
         } catch {
-            try? await group.shutdownGracefully()
             throw ServeError.cannotBind(address: "\(options.host):\(options.port)", reason: Self.reason(error))
         }
-        try? await group.shutdownGracefully()
     }
 
     static func describe(_ a: SocketAddress) -> String {
