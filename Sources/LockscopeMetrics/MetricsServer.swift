@@ -142,13 +142,18 @@ actor ExpositionCache {
 
     func exposition(_ format: ExpositionFormat) -> [UInt8] {
         let now = ContinuousClock.now
-        if let taken, now - taken < minInterval, let cached = rendered[format] { return cached }
-        if current == nil || taken == nil || now - taken! >= minInterval {
-            current = snapshot(now)
+        let fresh = taken.map { now - $0 < minInterval } ?? false
+        if fresh, let cached = rendered[format] { return cached }
+        let exposition: Exposition
+        if fresh, let current {
+            exposition = current
+        } else {
+            exposition = snapshot(now)
+            current = exposition
             taken = now
             rendered = [:]
         }
-        let bytes = current!.render(format)
+        let bytes = exposition.render(format)
         rendered[format] = bytes
         return bytes
     }

@@ -25,7 +25,7 @@ public enum AtomicFile {
         if fd < 0 { throw WriteError(path: path, step: "create \(temp)", errno: Glibc.errno) }
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { b in b.baseAddress.map { Glibc.write(fd, $0 + offset, b.count - offset) } ?? 0 }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 let e = Glibc.errno

@@ -39,6 +39,18 @@ final class ServeLiveTests: XCTestCase {
         XCTAssertFalse(server.output.contains("ERROR"), server.output)
     }
 
+    func testSigintStopsCleanlyWithAClientConnected() throws {
+        let dir = try TempDir()
+        let (server, port) = try startServe(dir: dir)
+        defer { server.stop() }
+        let idle = try HTTP.connect(port: port)
+        defer { close(idle) }
+        XCTAssertEqual(try HTTP.get(port: port, "/metrics").status, 200)
+        kill(server.pid, SIGINT)
+        XCTAssertTrue(waitUntil(timeout: 15) { !server.process.isRunning }, "still running after SIGINT")
+        XCTAssertEqual(server.stop(), 0, server.output)
+    }
+
     func testGarbageAndSlowClientsDoNotStopOthers() throws {
         let dir = try TempDir()
         let (server, port) = try startServe(dir: dir)
