@@ -170,8 +170,9 @@ final class ExpositionTests: XCTestCase {
 
     func testSchedClock() {
         let text = "cat (8794, #threads: 1)\n---\nse.exec_start                                :        374333.313327\nse.vruntime : 1\n"
-        XCTAssertEqual(SchedClock.execStartMilliseconds(text), 374333.313327)
-        XCTAssertNil(SchedClock.execStartMilliseconds("nr_switches : 3\n"))
+        XCTAssertEqual(SchedClock.execStartMilliseconds(Array(text.utf8)), 374333.313327)
+        XCTAssertNil(SchedClock.execStartMilliseconds(Array("nr_switches : 3\nx.se.exec_start : 4\n".utf8)))
+        XCTAssertNil(SchedClock.execStartMilliseconds(Array("se.exec_start".utf8)))
         XCTAssertNil(SchedClock.execStartMilliseconds(nil))
     }
 
