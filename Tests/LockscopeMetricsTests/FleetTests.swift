@@ -99,6 +99,30 @@ final class FleetTests: XCTestCase {
         XCTAssertTrue(zero, "Prometheus never saw the waiters drop to 0: \(seen)")
     }
 
+    /// A live holder asleep with two waiters queued for ~1.5 s: the counts, the wait
+    /// age from the waiters' scheduler clocks, and the quick diagnosis's reason.
+    func testLiveWaitAgeAndReason() throws {
+        try requireExecutable("flock")
+        try requireRoot("reads other processes' /proc/PID/task/TID/sched")
+        let dir = try TempDir()
+        let file = try dir.touch("aged.lock")
+        let holder = try holdLock(file, dir: dir, name: "holder")
+        defer { holder.stop() }
+        let waiters = try (0..<2).map { try Background(["/usr/bin/flock", file, "/bin/true"], log: dir.file("w\($0).log")) }
+        defer { waiters.forEach { $0.stop(grace: 1) } }
+        XCTAssertTrue(waitUntil(timeout: 10) { (readProcText("/proc/locks") ?? "").components(separatedBy: "->").count - 1 >= 2 })
+        Thread.sleep(forTimeInterval: 1.5)
+        let r = try runCommand([TestBinaries.lockscope, "metrics"])
+        XCTAssertEqual(r.exitCode, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("lockscope_lock_waiters{path=\"\(file)\",kind=\"flock\",reason=\"holder-sleeping\"} 2.0"), r.stdout)
+        let age = lines.first { $0.hasPrefix("lockscope_lock_oldest_wait_seconds{path=\"\(file)\"} ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        XCTAssertNotNil(age, r.stdout)
+        XCTAssertGreaterThanOrEqual(age ?? 0, 1.4)
+        XCTAssertLessThan(age ?? 999, 30)
+    }
+
     /// node_exporter's textfile collector reads what `metrics --output` wrote, with no
     /// parse error.
     func testNodeExporterTextfileCollector() throws {
