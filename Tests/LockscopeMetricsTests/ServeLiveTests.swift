@@ -117,6 +117,32 @@ final class ServeLiveTests: XCTestCase {
         XCTAssertEqual(try HTTP.get(port: port, "/healthz").status, 200)
     }
 
+    /// A snapshot that fails keeps the exporter up: the next scrape says so in
+    /// `lockscope_scrape_errors_total` and carries no lock series; scrapes within
+    /// --min-interval share one snapshot.
+    func testFailedSnapshotIsCountedAndIntervalIsShared() throws {
+        let dir = try TempDir()
+        let root = dir.file("proc")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try "1: FLOCK  ADVISORY  WRITE 1 fe:00:99 0 EOF\n".write(toFile: root + "/locks", atomically: true, encoding: .utf8)
+        let (server, port) = try startServe(["--proc-root", root, "--min-interval", "0.5", "--no-diagnosis"], dir: dir)
+        defer { server.stop() }
+        let first = try HTTP.get(port: port, "/metrics").body
+        XCTAssertEqual(try HTTP.get(port: port, "/metrics").body, first, "same snapshot within the interval")
+        XCTAssertTrue(first.contains(#"lockscope_lock_waiters{path="fe:00:99",kind="flock",reason="none"} 0.0"#), first)
+        XCTAssertTrue(first.contains("\nlockscope_scrape_errors_total 0\n"), first)
+
+        try FileManager.default.removeItem(atPath: root + "/locks")
+        try FileManager.default.createDirectory(atPath: root + "/locks", withIntermediateDirectories: false)
+        Thread.sleep(forTimeInterval: 0.6)
+        let failed = try HTTP.get(port: port, "/metrics")
+        XCTAssertEqual(failed.status, 200)
+        XCTAssertTrue(failed.body.contains("\nlockscope_scrape_errors_total 1\n"), failed.body)
+        XCTAssertFalse(failed.body.contains("lockscope_lock_waiters"), failed.body)
+        XCTAssertTrue(failed.body.contains("\nlockscope_events_available 0.0\n"), failed.body)
+        XCTAssertTrue(processIsAlive(server.pid))
+    }
+
     func testBadInputExitCodes() throws {
         let dir = try TempDir()
         let bad = try runCommand([TestBinaries.lockscope, "serve", "--listen", "nonsense"])
