@@ -306,12 +306,7 @@ struct SamplingRun {
     /// `se.exec_start : 3131175.206397` (milliseconds of the scheduler clock) from
     /// /proc/…/sched; nil when absent or unreadable.
     static func execStart(_ text: String?) -> Double? {
-        guard let text else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("se.exec_start") {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            return Double(line[line.index(after: colon)...].trimmingCharacters(in: " "))
-        }
-        return nil
+        SchedClock.execStartMilliseconds(text.map { Array($0.utf8) })
     }
 
     /// The call a thread in `restart_syscall` resumes, from the kernel function it sleeps in.
