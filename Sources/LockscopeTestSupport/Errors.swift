@@ -10,6 +10,8 @@ public enum TestSupportError: Error, CustomStringConvertible {
     case timeout(what: String, seconds: Double, detail: String)
     /// The testbed exited or closed stdout before printing what we waited for.
     case exited(what: String, output: [String])
+    /// Something a test expected was not there (no errno involved).
+    case unexpected(what: String, detail: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum TestSupportError: Error, CustomStringConvertible {
             return "timed out after \(seconds) s waiting for \(what); \(detail)"
         case let .exited(what, output):
             return "process ended before \(what); its output was:\n" + output.joined(separator: "\n")
+        case let .unexpected(what, detail):
+            return "\(what): \(detail)"
         }
     }
 }

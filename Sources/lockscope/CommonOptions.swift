@@ -45,8 +45,9 @@ enum Exit: Int32 {
     case couldNotInspect = 4
     case usage = 64        // EX_USAGE
     case noInput = 66      // EX_NOINPUT: no such file or process, a directory, unopenable
-    case unavailable = 69  // EX_UNAVAILABLE: cannot be traced; the demo cannot run here
+    case unavailable = 69  // EX_UNAVAILABLE: cannot be traced; the demo cannot run here; serve cannot bind
     case software = 70     // EX_SOFTWARE: /proc unreadable, an unexpected failure
+    case cantCreate = 73   // EX_CANTCREAT: metrics --output cannot be written
     case ioError = 74      // EX_IOERR: the output could not be written
     case noPermission = 77 // EX_NOPERM
     case interrupted = 130 // 128 + SIGINT, as a shell reports it

@@ -5,11 +5,6 @@ import LockscopeMetrics
 import Glibc
 #endif
 
-extension Exit {
-    static let unavailable: Int32 = 69  // EX_UNAVAILABLE: the listen address cannot be bound
-    static let cantCreate: Int32 = 73   // EX_CANTCREAT: --output cannot be written
-}
-
 /// Flags `metrics` and `serve` share.
 struct ExpositionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Locks that keep their own path label (most waiters first); the rest are path=\"other\".", valueName: "n"))
@@ -74,7 +69,7 @@ struct Metrics: ParsableCommand {
                 try AtomicFile.write(bytes, to: output)
             } catch {
                 writeError("lockscope: \(terminalSafe(error.description))")
-                throw ExitCode(Exit.cantCreate)
+                throw Exit.cantCreate.code
             }
         } else {
             bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }

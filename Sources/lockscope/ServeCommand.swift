@@ -38,7 +38,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        guard let address = ListenAddress(parsing: listen) else { throw ExitCode(Exit.usage) }
+        guard let address = ListenAddress(parsing: listen) else { throw Exit.usage.code }
         var options = MetricsServer.Options(host: address.host, port: address.port)
         options.minInterval = minInterval
         // No lock-events source is wired in yet: snapshot gauges only (lockscope_events_available 0).
@@ -59,7 +59,7 @@ struct Serve: ParsableCommand {
         done.wait()
         if let message = outcome.withLock({ $0 }) {
             writeError("lockscope: \(terminalSafe(message))")
-            throw ExitCode(Exit.unavailable)
+            throw Exit.unavailable.code
         }
     }
 }

@@ -18,7 +18,7 @@ final class FleetTests: XCTestCase {
         guard let marker = text.range(of: "<!-- fleet:\(name) "),
               let open = text.range(of: "```yaml\n", range: marker.upperBound..<text.endIndex),
               let close = text.range(of: "\n```", range: open.upperBound..<text.endIndex) else {
-            throw TestSupportError.system(call: "README", errno: 0, context: "no fleet:\(name) block")
+            throw TestSupportError.unexpected(what: "README", detail: "no fleet:\(name) block")
         }
         return String(text[open.upperBound..<close.lowerBound]) + "\n"
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LockscopeTestSupport
+import SystemPackage
 import XCTest
 
 /// A long-running process the test started (lockscope serve, prometheus, flock),
@@ -46,7 +47,7 @@ struct HTTPResponse {
 enum HTTP {
     static func connect(port: Int, timeout: Double = 10) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError.system(call: "socket", errno: errno, context: "http") }
+        guard fd >= 0 else { throw TestSupportError.system(call: "socket", errno: Errno(rawValue: errno), context: "http") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
@@ -59,7 +60,7 @@ enum HTTP {
         guard r == 0 else {
             let e = errno
             close(fd)
-            throw TestSupportError.system(call: "connect", errno: e, context: "127.0.0.1:\(port)")
+            throw TestSupportError.system(call: "connect", errno: Errno(rawValue: e), context: "127.0.0.1:\(port)")
         }
         return fd
     }
@@ -102,7 +103,7 @@ enum HTTP {
         var req = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (k, v) in headers { req += "\(k): \(v)\r\n" }
         send(fd, req + "\r\n")
-        guard let r = parse(readAll(fd)) else { throw TestSupportError.system(call: "GET", errno: 0, context: "unparseable response to \(path)") }
+        guard let r = parse(readAll(fd)) else { throw TestSupportError.unexpected(what: "GET", detail: "unparseable response to \(path)") }
         return r
     }
 
@@ -134,7 +135,7 @@ func startServe(_ extra: [String] = [], dir: TempDir) throws -> (Background, Int
     }
     guard let port else {
         server.stop()
-        throw TestSupportError.system(call: "serve", errno: 0, context: "no listening line: \(server.output)")
+        throw TestSupportError.unexpected(what: "serve", detail: "no listening line: \(server.output)")
     }
     return (server, port)
 }
