@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Only what Swift cannot call directly (getdents64, kcmp, unshare, the stop-signal
@@ -42,6 +43,19 @@ let package = Package(
                 "CLockscope",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        // Kernel lock events: tracepoint formats, perf ring buffers, the watch aggregator.
+        .target(
+            name: "LockscopeEvents",
+            dependencies: [
+                "LockscopeCore", "CLockscope",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .testTarget(
+            name: "LockscopeEventsTests",
+            dependencies: ["LockscopeEvents", "LockscopeCore", "LockscopeTestSupport", "lockscope-testbed"],
+            exclude: ["Fixtures"]
         ),
         .target(
             name: "LockscopeTrace",
@@ -82,6 +96,7 @@ let package = Package(
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender", "LockscopeDemo",
                 "LockscopeMetrics",
+                "LockscopeEvents",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The release binary is fully static (libc included): one file to copy onto a

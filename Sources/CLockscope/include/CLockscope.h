@@ -48,4 +48,7 @@ void cls_stop_unregister_child(pid_t pid);
 #ifdef __cplusplus
 }
 #endif
+
+// Shims used only by the kernel-event module live in their own header.
+#include "CLockscopeEvents.h"
 #endif

@@ -1,0 +1,75 @@
+import LockscopeCore
+
+/// The kernel lock-event feed `watch` (and later `diagnose`/`waiters`) read:
+/// the filelock tracepoints plus sched fork/exec/exit for ancestry, opened on
+/// every CPU with perf, decoded into `KernelEvent` values.
+public final class LockEventSource {
+    public let session: PerfSession
+    public let decoder: EventDecoder
+    /// Where the formats were read from (a mounted tracefs, or a private mount).
+    public let tracefs: TracefsSource
+    /// The tracepoints actually opened (a kernel may lack some lease events).
+    public let tracepoints: [TracepointName]
+    /// Raw samples no decoder entry matched (should stay 0).
+    public private(set) var undecoded: UInt64 = 0
+
+    /// The lock tracepoints watch needs; without the first two there is nothing to watch.
+    public static let requiredLock: [LockTracepoint] = [.flockLockInode, .posixLockInode]
+    public static let optionalLock: [LockTracepoint] = [
+        .fcntlSetlk, .locksRemovePosix, .breakLeaseBlock, .breakLeaseNoblock, .breakLeaseUnblock,
+        .genericAddLease, .genericDeleteLease, .timeOutLeases,
+    ]
+
+    /// Opens the events. `files`: when not empty, an in-kernel filter keeps
+    /// only lock events on these files (sched events are never filtered: the
+    /// ancestry of a per-attempt process is needed before its first lock).
+    public init(files: [FileIdentity] = [], ancestry: Bool = true, tracefs: TracefsSource = .current(),
+                pages: Int = PerfSession.defaultPages) throws(EventsError) {
+        self.tracefs = tracefs
+        var wanted = (Self.requiredLock + Self.optionalLock).map(\.tracepoint)
+        if ancestry { wanted += SchedTracepoint.allCases.map(\.tracepoint) }
+        let formats = try tracefs.formats(wanted)
+        for tp in Self.requiredLock where formats[tp.tracepoint] == nil {
+            throw .noSuchTracepoint(tp.tracepoint.description)
+        }
+        decoder = try EventDecoder(formats: formats)
+        let opened = wanted.filter { formats[$0] != nil }
+        tracepoints = opened
+        var filters: [UInt64: String] = [:]
+        if let filter = Self.filter(for: files) {
+            for name in opened where name.system == "filelock" {
+                if let f = formats[name], f.field("i_ino") != nil, f.field("s_dev") != nil { filters[f.id] = filter }
+            }
+        }
+        var names: [UInt64: String] = [:]
+        for n in opened { if let f = formats[n] { names[f.id] = n.description } }
+        session = try PerfSession(tracepointIds: opened.compactMap { formats[$0]?.id }, filters: filters,
+                                  pages: pages, names: names)
+    }
+
+    /// `(i_ino == 12 && s_dev == 265289728) || ...`: the kernel's `dev_t`
+    /// encoding is `major << 20 | minor` (include/linux/kdev_t.h `MKDEV`). Pure.
+    public static func filter(for files: [FileIdentity]) -> String? {
+        guard !files.isEmpty else { return nil }
+        return files.map { "(i_ino == \($0.inode) && s_dev == \(UInt64($0.major) << 20 | UInt64($0.minor)))" }
+            .joined(separator: " || ")
+    }
+
+    public func enable() throws(EventsError) { try session.enable() }
+    public func wait(timeoutMilliseconds: Int32) -> Bool { session.wait(timeoutMilliseconds: timeoutMilliseconds) }
+    public var lostEvents: UInt64 { session.lostEvents }
+
+    /// Decodes and delivers every pending event in time order (see `PerfSession.drain`).
+    @discardableResult
+    public func drain(everything: Bool = false, _ body: (KernelEvent) -> Void) -> Int {
+        let decoder = self.decoder
+        var missed: UInt64 = 0
+        let n = session.drain(everything: everything) { sample in
+            if let e = decoder.decode(sample.header, raw: sample.raw) { body(e) } else { missed += 1 }
+        }
+        undecoded += missed
+        return n
+    }
+
+    public func close() { session.close() }
+}
