@@ -14,9 +14,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef PERF_FORMAT_LOST
+#define PERF_FORMAT_LOST (1U << 4)
+#endif
+
+// Asks for PERF_FORMAT_LOST (Linux 6.0) so read() reports the samples the
+// kernel dropped for this event; retried without it on older kernels (EINVAL).
 static int open_attr(struct perf_event_attr *attr, pid_t pid, int cpu, int group_fd) {
+    attr->read_format = PERF_FORMAT_LOST;
     long fd = syscall(SYS_perf_event_open, attr, pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && errno == EINVAL) {
+        attr->read_format = 0;
+        fd = syscall(SYS_perf_event_open, attr, pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC);
+    }
     return (int)fd;
+}
+
+int cls_perf_read_counts(int fd, uint64_t *hits, uint64_t *lost) {
+    uint64_t v[2] = {0, 0};
+    ssize_t n;
+    do { n = read(fd, v, sizeof v); } while (n < 0 && errno == EINTR);
+    if (n < (ssize_t)sizeof v[0]) return -1;
+    *hits = v[0];
+    if (n < (ssize_t)sizeof v) return 1;
+    *lost = v[1];
+    return 0;
 }
 
 static void fill_attr(struct perf_event_attr *attr, uint64_t id, uint32_t wakeup_bytes) {

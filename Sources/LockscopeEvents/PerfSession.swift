@@ -111,8 +111,21 @@ public final class PerfSession {
     /// Every fd, ring owners included, for enable/disable/close.
     var fds: [Int32]
     var pollFds: [pollfd]
-    /// Records the kernel dropped because a ring was full (PERF_RECORD_LOST), summed over CPUs.
-    public private(set) var lostEvents: UInt64 = 0
+    /// Samples the kernel dropped because a ring was full, summed over CPUs:
+    /// the per-event PERF_FORMAT_LOST counters where the kernel has them (they
+    /// are exact at any moment), else the PERF_RECORD_LOST records seen so far.
+    public var lostEvents: UInt64 {
+        var total: UInt64 = 0
+        for fd in fds {
+            var hits: UInt64 = 0, lost: UInt64 = 0
+            if cls_perf_read_counts(fd, &hits, &lost) != 0 { return lostRecords }
+            total += lost
+        }
+        return fds.isEmpty ? max(lostAtClose, lostRecords) : max(total, lostRecords)
+    }
+    var lostAtClose: UInt64 = 0
+    /// PERF_RECORD_LOST totals seen in the rings.
+    public private(set) var lostRecords: UInt64 = 0
     /// Samples handed to callbacks so far.
     public private(set) var samples: UInt64 = 0
     /// Records newer than `now - reorderWindow` stay in the ring until the next
@@ -190,6 +203,7 @@ public final class PerfSession {
 
     /// Closes every fd (the kernel frees the events). Idempotent.
     public func close() {
+        if !fds.isEmpty { lostAtClose = lostEvents }
         for fd in fds { _ = Glibc.close(fd) }
         fds = []
         pollFds = []
@@ -236,7 +250,7 @@ public final class PerfSession {
                         break
                     }
                     if type == 2 /* PERF_RECORD_LOST: u64 id, u64 lost */, rec.count >= 24 {
-                        lostEvents += rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+                        lostRecords += rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
                     }
                     ring.cursor += UInt64(rec.count)
                 }

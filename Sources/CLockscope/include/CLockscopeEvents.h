@@ -27,6 +27,14 @@ int cls_perf_tracepoint_open(uint64_t tracepoint_id, int cpu, int group_fd, uint
 int cls_perf_tracepoint_open_task_cpu(uint64_t tracepoint_id, pid_t pid, int cpu, int inherit,
                                       uint32_t wakeup_bytes);
 
+// read(2) of a perf fd: how often the tracepoint fired for this fd (`hits`) and,
+// with PERF_FORMAT_LOST (Linux 6.0; requested at open when the kernel has it),
+// how many of its samples were dropped because the ring was full (`lost`). A
+// dropped sample otherwise shows only as a PERF_RECORD_LOST written the next
+// time the ring has room. Returns 0, 1 when the kernel gave no lost count,
+// -1 with errno.
+int cls_perf_read_counts(int fd, uint64_t *_Nonnull hits, uint64_t *_Nonnull lost);
+
 // The perf ioctls are macros built with _IO/_IOW, invisible to Swift.
 int cls_perf_enable(int fd);
 int cls_perf_disable(int fd);
