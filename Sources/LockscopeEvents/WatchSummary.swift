@@ -1,0 +1,143 @@
+import LockscopeCore
+
+/// count, sum, max and percentiles of wait or hold times, in seconds.
+public struct DurationSummary: Sendable, Hashable {
+    public var count: UInt64
+    public var sum: Double
+    public var max: Double
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+
+    public init(_ d: DurationStats) {
+        count = d.count
+        sum = d.sumSeconds
+        max = d.maxSeconds
+        p50 = d.seconds(atPercentile: 50)
+        p90 = d.seconds(atPercentile: 90)
+        p99 = d.seconds(atPercentile: 99)
+    }
+}
+
+/// One process's part in one lock, or one retry loop's (many short-lived
+/// processes reported under the ancestor that keeps starting them).
+public struct ProcessSummary: Sendable, Hashable {
+    public var pid: Int32
+    public var comm: String
+    public var acquisitions: Int
+    public var waits: Int
+    public var waitSeconds: Double
+    public var failedAttempts: Int
+    public var holdSeconds: Double
+    /// Every lock request (any outcome).
+    public var attempts: Int
+    /// Mean seconds between attempts (nil with fewer than two).
+    public var retryIntervalSeconds: Double?
+    /// For a retry loop: the command each attempt ran (`flock`) and how many
+    /// processes were started; nil / 0 for an ordinary process.
+    public var attemptCommand: String?
+    public var attemptProcesses: Int
+}
+
+public struct LockSummary: Sendable, Hashable {
+    public var lock: LockKey
+    public var path: String?
+    public var acquisitions: Int
+    public var contended: Int
+    public var failedAttempts: Int
+    public var abandonedWaits: Int
+    public var wait: DurationSummary
+    public var hold: DurationSummary
+    public var processes: [ProcessSummary]
+    /// The holder at the end of the observation and how long it had held.
+    public var holder: Int32?
+    public var holderSeconds: Double?
+    public var waitersNow: Int
+    /// Oldest current wait, seconds.
+    public var oldestWaitSeconds: Double?
+}
+
+/// The document `watch --json` prints (schema `lockscope.watch/1`, docs/watch.md).
+public struct WatchSummary: Sendable, Hashable {
+    public var durationSeconds: Double
+    public var lostEvents: UInt64
+    public var locks: [LockSummary]
+}
+
+extension LockAggregator {
+    /// The summary at `now` (CLOCK_MONOTONIC ns). Locks sorted by activity
+    /// (contended, then failed attempts, then acquisitions). Per-attempt
+    /// processes of a retry loop — at least two exited processes with the same
+    /// command and the same parent, each making one attempt, one after the
+    /// other (no two alive at once), at least one of them refused — become one
+    /// entry under the parent.
+    public func summary(now: UInt64, durationSeconds: Double, lostEvents: UInt64) -> WatchSummary {
+        var out: [LockSummary] = []
+        for (key, s) in locks {
+            guard s.acquisitions + s.failedAttempts + s.contended + s.abandonedWaits > 0 || !s.waiters.isEmpty else { continue }
+            let holder = s.holders.values.min { $0.since < $1.since }
+            out.append(LockSummary(
+                lock: key, path: paths[key.file], acquisitions: s.acquisitions, contended: s.contended,
+                failedAttempts: s.failedAttempts, abandonedWaits: s.abandonedWaits,
+                wait: DurationSummary(s.wait), hold: DurationSummary(s.hold),
+                processes: foldRetryLoops(Array(s.processes.values)),
+                holder: holder?.pid, holderSeconds: holder.map { Double(now &- $0.since) / 1e9 },
+                waitersNow: s.waiters.count,
+                oldestWaitSeconds: s.waiters.values.map(\.since).min().map { Double(now &- $0) / 1e9 }))
+        }
+        out.sort {
+            ($0.contended, $0.failedAttempts, $0.acquisitions, $1.lock) > ($1.contended, $1.failedAttempts, $1.acquisitions, $0.lock)
+        }
+        return WatchSummary(durationSeconds: durationSeconds, lostEvents: lostEvents, locks: out)
+    }
+
+    func summary(of p: ProcessLockStats) -> ProcessSummary {
+        ProcessSummary(pid: p.pid, comm: p.comm, acquisitions: p.acquisitions, waits: p.waits,
+                       waitSeconds: Double(p.waitNanoseconds) / 1e9, failedAttempts: p.failedAttempts,
+                       holdSeconds: Double(p.holdNanoseconds) / 1e9, attempts: p.attemptTimes.count,
+                       retryIntervalSeconds: p.retryIntervalSeconds, attemptCommand: p.attemptCommand,
+                       attemptProcesses: p.attemptProcesses)
+    }
+
+    func foldRetryLoops(_ entries: [ProcessLockStats]) -> [ProcessSummary] {
+        struct GroupKey: Hashable { var parent: Int32; var comm: String }
+        var groups: [GroupKey: [ProcessLockStats]] = [:]
+        var plain: [ProcessLockStats] = []
+        for e in entries {
+            if let rec = processes[e.pid], rec.exited != nil, let parent = rec.parent, e.attemptTimes.count <= 1 {
+                groups[GroupKey(parent: parent, comm: e.comm), default: []].append(e)
+            } else {
+                plain.append(e)
+            }
+        }
+        var folded: [ProcessLockStats] = []
+        for (g, members) in groups {
+            let lives = members.compactMap { m in processes[m.pid].flatMap { r in r.started.map { ($0, r.exited ?? .max) } } }
+                .sorted { $0.0 < $1.0 }
+            let sequential = lives.count == members.count && zip(lives, lives.dropFirst()).allSatisfy { $0.1 <= $1.0 }
+            guard members.count >= 2, sequential, members.contains(where: { $0.failedAttempts > 0 }) else {
+                plain += members
+                continue
+            }
+            let parentComm = processes[g.parent]?.comm.description ?? ""
+            var p = plain.first { $0.pid == g.parent } ?? ProcessLockStats(pid: g.parent, comm: parentComm)
+            plain.removeAll { $0.pid == g.parent }
+            if p.comm.isEmpty { p.comm = parentComm }
+            for m in members {
+                p.acquisitions += m.acquisitions
+                p.waits += m.waits
+                p.waitNanoseconds += m.waitNanoseconds
+                p.failedAttempts += m.failedAttempts
+                p.holdNanoseconds += m.holdNanoseconds
+                p.attemptTimes += m.attemptTimes
+            }
+            p.attemptTimes.sort()
+            p.attemptCommand = g.comm
+            p.attemptProcesses = members.count
+            folded.append(p)
+        }
+        return (plain + folded).map(summary(of:)).sorted {
+            ($0.waits + $0.failedAttempts + $0.acquisitions, $1.pid) > ($1.waits + $1.failedAttempts + $1.acquisitions, $0.pid)
+        }
+    }
+}
