@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "LockscopeRender",
-            dependencies: ["LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis"]
+            dependencies: ["LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeEvents"]
         ),
         // The incident reproduction behind `lockscope demo` (namespaces, blackhole DNS,
         // holder and waiters), with its narration.
