@@ -54,7 +54,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockscopeEventsTests",
-            dependencies: ["LockscopeEvents", "LockscopeCore", "LockscopeTestSupport", "lockscope-testbed"],
+            dependencies: ["LockscopeEvents", "LockscopeCore", "LockscopeTestSupport", "lockscope", "lockscope-testbed"],
             exclude: ["Fixtures"]
         ),
         .target(

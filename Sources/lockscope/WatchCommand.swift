@@ -100,6 +100,8 @@ struct Watch: ParsableCommand {
         let deadline = duration.map { start + UInt64($0 * 1e9) }
         let events = self.events, json = self.json
         var lastDraw: UInt64 = 0
+        var st = stat()
+        let stdoutIsPipe = fstat(1, &st) == 0 && ((st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFSOCK)
         var eventCount: UInt64 = 0
         if live { out.line("\u{1b}[?1049h\u{1b}[?25l") }
         func handle(_ e: KernelEvent) {
@@ -117,6 +119,7 @@ struct Watch: ParsableCommand {
             source.drain(handle)
             out.flushIfDue()
             if let keyboard, keyboard.quitPressed() { break }
+            if stdoutIsPipe && readerGone() { return }
             if live, UInt64(cls_monotonic_ns()) - lastDraw >= 1_000_000_000 {
                 lastDraw = UInt64(cls_monotonic_ns())
                 let size = terminalSize()
@@ -145,6 +148,15 @@ struct Watch: ParsableCommand {
         }
         out.flush()
         if out.failed { throw ExitCode(74) }
+    }
+
+    /// True when nobody reads our stdout any more (`watch --events | head` after
+    /// head exited): poll(2) reports POLLERR on a pipe's write end with no
+    /// reader, POLLHUP on a socket. Without this, a quiet watch would notice
+    /// only at its next write, which may never come.
+    func readerGone() -> Bool {
+        var p = pollfd(fd: 1, events: 0, revents: 0)
+        return poll(&p, 1, 0) > 0 && (p.revents & Int16(POLLERR | POLLHUP)) != 0
     }
 
     func terminalSize() -> (columns: Int, rows: Int) {
