@@ -145,8 +145,9 @@ public struct WatchRender: Sendable {
     /// The summary for people: one block per lock with its processes.
     public func summaryText(_ s: WatchSummary, source: String) -> [String] {
         var out: [String] = []
-        out.append(style.bold("lock activity") + " over " + formatDecimal(s.durationSeconds, places: 1) + "s (" + source + ")"
-                   + (s.lostEvents > 0 ? style.red(", \(s.lostEvents) events lost") : ""))
+        let lost = s.lostEvents > 0 ? ", \(s.lostEvents) events lost" : ""
+        let head = style.fit("lock activity over " + formatDecimal(s.durationSeconds, places: 1) + "s" + lost + " (" + source + ")")
+        out.append(style.color ? style.bold(head) : head)
         if s.locks.isEmpty { out.append("  no lock activity"); return out }
         for l in s.locks {
             out.append("")

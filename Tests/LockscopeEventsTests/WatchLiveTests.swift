@@ -241,6 +241,43 @@ final class WatchLiveTests: XCTestCase {
         XCTAssertEqual(processes(ofd)[oh.pid]?["acquisitions"] as? Int, 1)
     }
 
+    /// Real apt-get with DPkg::Lock::Timeout polling a lock-frontend in a temporary
+    /// directory (Dir::State::status points there, so the machine's dpkg lock is
+    /// never touched): it opens, tries F_SETLK, closes and sleeps 1 s — invisible
+    /// to a snapshot, counted here as failed attempts once a second.
+    func testAptGetLockTimeoutPoller() throws {
+        try requireWatch()
+        try requireExecutable("/usr/bin/apt-get")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        for d in ["state", "cache/archives/partial", "lists/partial"] {
+            try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true)
+        }
+        let status = try dir.touch("state/status")
+        let lock = dir.file("state/lock-frontend")
+        let holder = try Testbed.spawn(["open:" + lock, "posix:w:0:0"])
+        defer { holder.terminate() }
+        try holder.waitForReady()
+        let watch = try RunningWatch(["--json", "--duration", "5", lock], dir: dir)
+        let apt = try Started(["/usr/bin/apt-get", "-o", "Dir::State::status=" + status, "-o", "Dir::State=" + dir.file("state"),
+                               "-o", "Dir::Cache=" + dir.file("cache"), "-o", "Dir::State::Lists=" + dir.file("lists"),
+                               "-o", "DPkg::Lock::Timeout=2", "-q", "install", "-y", "lockscope-no-such-package"],
+                              stdout: dir.file("apt.out"))
+        let r = apt.wait()
+        XCTAssertNotEqual(r.status, 0, "apt-get must fail: the lock stays held")
+        let doc = try watch.summaryJSON()
+        let l = try XCTUnwrap(locks(doc).first)
+        XCTAssertEqual(l["kind"] as? String, "POSIX")
+        XCTAssertEqual(l["acquisitions"] as? Int, 0)
+        let p = processes(l)
+        XCTAssertEqual(Set(p.keys), [apt.pid])
+        let a = try XCTUnwrap(p[apt.pid])
+        XCTAssertEqual(a["comm"] as? String, "apt-get")
+        let failed = try XCTUnwrap(a["failed_attempts"] as? Int)
+        XCTAssertTrue((2...4).contains(failed), "\(failed)")
+        XCTAssertEqual(num(a["retry_interval_seconds"]), 1.0, accuracy: 0.1)
+    }
+
     /// --events --json: one JSON object per operation as it happens, the summary last.
     func testEventLinesAndPipeClosed() throws {
         try requireWatch()
@@ -309,6 +346,51 @@ final class WatchLiveTests: XCTestCase {
         var n = 0
         _ = waitUntil(timeout: 3) { source.drain(everything: true) { _ in n += 1 }; return n >= 2 }
         XCTAssertEqual(n, 2)
+    }
+
+    /// The terminal view in a real terminal (tmux on a private socket): refreshed
+    /// rows that fit 80 and 200 columns, `q` ends it and prints the summary.
+    func testTerminalViewInTmux() throws {
+        try requireWatch()
+        try requireExecutable("tmux")
+        for columns in [80, 200] {
+            let dir = try TempDir()
+            defer { dir.remove() }
+            let file = try dir.touch("lock")
+            let socket = "lockscope-test-\(getpid())-\(columns)"
+            func tmux(_ args: [String]) throws -> CommandResult {
+                try runCommand(["/usr/bin/tmux", "-L", socket] + args, timeout: 10)
+            }
+            defer { _ = try? tmux(["kill-server"]) }
+            let script = "\"$0\" watch \"$1\"; echo EXIT=$?; sleep 60"
+            XCTAssertEqual(try tmux(["-f", "/dev/null", "new-session", "-d", "-x", "\(columns)", "-y", "24",
+                                     "/bin/sh", "-c", script, TestBinaries.lockscope, file]).exitCode, 0)
+            XCTAssertTrue(waitUntil(timeout: 20) { ((try? tmux(["capture-pane", "-p"]))?.stdout ?? "").contains("lockscope watch") })
+            let holder = try Started(["/usr/bin/flock", file, "sleep", "3"])
+            defer { holder.kill(); holder.wait() }
+            usleep(200_000)
+            let waiter = try Started(["/usr/bin/flock", file, "true"])
+            defer { waiter.kill(); waiter.wait() }
+            var screen = ""
+            XCTAssertTrue(waitUntil(timeout: 5) {
+                screen = (try? tmux(["capture-pane", "-p"]))?.stdout ?? ""
+                return screen.contains("FLOCK") && screen.split(separator: "\n").contains { $0.contains("FLOCK") && $0.contains(" 1 ") }
+            }, screen)
+            let lines = screen.split(separator: "\n")
+            XCTAssertTrue(lines.allSatisfy { $0.count <= columns }, screen)
+            XCTAssertTrue(lines.contains { $0.contains("ACQ") && $0.contains("LOCK") }, screen)
+            let row = try XCTUnwrap(lines.first { $0.contains("FLOCK") })
+            if columns == 200 { XCTAssertTrue(row.hasSuffix(file), screen) } else { XCTAssertTrue(row.hasSuffix("…"), screen) }
+            XCTAssertTrue(row.contains("\(holder.pid)"), "holder shown: \(row)")
+            _ = try tmux(["send-keys", "q"])
+            XCTAssertTrue(waitUntil(timeout: 10) {
+                screen = (try? tmux(["capture-pane", "-p"]))?.stdout ?? ""
+                return screen.contains("EXIT=")
+            }, screen)
+            XCTAssertTrue(screen.contains("EXIT=0"), screen)
+            XCTAssertTrue(screen.contains("lock activity over"), screen)
+            XCTAssertTrue(screen.contains("held now by \(holder.pid)"), screen)
+        }
     }
 
     /// Not root: one line saying why, exit 69.
