@@ -38,8 +38,11 @@ public struct ProcessLockStats: Sendable, Hashable {
     public var waitNanoseconds: UInt64 = 0
     public var failedAttempts = 0
     public var holdNanoseconds: UInt64 = 0
-    /// Times of every attempt (lock request of any outcome), for retry intervals.
-    public var attemptTimes: [UInt64] = []
+    /// Every lock request (any outcome), and the first and last one's time, for
+    /// the retry interval (kept as three numbers: no growth per event).
+    public var attempts = 0
+    public var firstAttempt: UInt64 = 0
+    public var lastAttempt: UInt64 = 0
     /// Set when this entry stands for many short-lived processes started by
     /// `pid` (a retry loop): their command and how many there were.
     public var attemptCommand: String?
@@ -47,10 +50,30 @@ public struct ProcessLockStats: Sendable, Hashable {
 
     public init(pid: Int32, comm: String) { self.pid = pid; self.comm = comm }
 
+    public mutating func attempted(at t: UInt64) {
+        if attempts == 0 || t < firstAttempt { firstAttempt = t }
+        lastAttempt = max(lastAttempt, t)
+        attempts += 1
+    }
+
+    /// Adds another process's counters (a retry loop's attempts).
+    public mutating func merge(_ o: ProcessLockStats) {
+        acquisitions += o.acquisitions
+        waits += o.waits
+        waitNanoseconds += o.waitNanoseconds
+        failedAttempts += o.failedAttempts
+        holdNanoseconds += o.holdNanoseconds
+        if o.attempts > 0 {
+            if attempts == 0 || o.firstAttempt < firstAttempt { firstAttempt = o.firstAttempt }
+            lastAttempt = max(lastAttempt, o.lastAttempt)
+            attempts += o.attempts
+        }
+    }
+
     /// Mean seconds between consecutive attempts, when there were at least two.
     public var retryIntervalSeconds: Double? {
-        guard attemptTimes.count >= 2, let first = attemptTimes.first, let last = attemptTimes.last else { return nil }
-        return Double(last - first) / 1e9 / Double(attemptTimes.count - 1)
+        guard attempts >= 2 else { return nil }
+        return Double(lastAttempt - firstAttempt) / 1e9 / Double(attempts - 1)
     }
 }
 
@@ -119,6 +142,11 @@ public struct LockAggregator: Sendable {
     /// Optional lookup of a process's comm/parent when no sched event named it
     /// (processes started before the watch); returns (comm, ppid).
     public var describeProcess: (@Sendable (Int32) -> (comm: String, parent: Int32?)?)?
+    /// Locks that have had a queued waiter (the only ones an exit can affect).
+    var waiting: Set<LockKey> = []
+    /// Processes that took part in a lock event, and their parents: the only
+    /// records kept after an exit (so a long system-wide watch stays small).
+    var keep: Set<Int32> = []
 
     public init(paths: [FileIdentity: String] = [:]) { self.paths = paths }
 
@@ -161,19 +189,22 @@ public struct LockAggregator: Sendable {
         case .exit(let x):
             guard x.groupDead else { return nil }
             let pid = x.header.pid
+            if !keep.contains(pid) {
+                processes[pid] = nil
+                return nil
+            }
             if var p = processes[pid] { p.exited = t; processes[pid] = p }
             else { processes[pid] = ProcessRecord(pid: pid, parent: nil, comm: x.comm, exited: t) }
             // A waiter that dies while queued gives up its wait.
             var last: LockOperation?
-            for key in locks.keys {
-                guard var s = locks[key] else { continue }
-                for (owner, w) in s.waiters where w.pid == pid {
-                    s.waiters[owner] = nil
-                    s.abandonedWaits += 1
+            for key in waiting where locks[key]?.waiters.values.contains(where: { $0.pid == pid }) == true {
+                let owners = locks[key]?.waiters.filter { $0.value.pid == pid } ?? [:]
+                for (owner, w) in owners {
+                    locks[key]?.waiters[owner] = nil
+                    locks[key]?.abandonedWaits += 1
                     last = LockOperation(time: t, pid: pid, comm: comm(pid), lock: key, type: .write,
                                          outcome: .abandoned, waited: t - w.since, held: nil, blockedBy: nil)
                 }
-                locks[key] = s
             }
             return last
         case .lock(let e):
@@ -187,79 +218,81 @@ public struct LockAggregator: Sendable {
         guard e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode else { return nil }
         let pid = e.header.pid
         learn(pid)
+        if keep.insert(pid).inserted, let parent = processes[pid]?.parent { keep.insert(parent) }
         let key = LockKey(file: e.file, kind: LockKind(flags: e.flags, tracepoint: e.tracepoint))
-        var s = locks[key] ?? LockStats(key: key)
-        var proc = s.processes[pid] ?? ProcessLockStats(pid: pid, comm: comm(pid).description)
-        if proc.comm.isEmpty { proc.comm = comm(pid).description }
-        let t = e.header.time
-        var op = LockOperation(time: t, pid: pid, comm: comm(pid), lock: key, type: e.type, outcome: .acquired,
-                               waited: nil, held: nil, blockedBy: nil)
-        if e.type == .unlock && s.holders[e.owner] == nil {
+        if e.type == .unlock && locks[key]?.holders[e.owner] == nil {
             // Unlocking what was not held (the close after a failed LOCK_NB): no change.
             return nil
         }
-        var storeProcess = true
-        defer {
-            s.lastActivity = t
-            if storeProcess { s.processes[pid] = proc }
-            locks[key] = s
-        }
-        if e.type == .unlock, let h = s.holders.removeValue(forKey: e.owner) {
+        if e.ret == 1 { waiting.insert(key) }
+        let names = processes
+        // Mutated in place (Dictionary's modify accessor): no copy of the lock's tables per event.
+        return locks[key, default: LockStats(key: key)].apply(e, key: key) { names[$0]?.comm ?? InlineName() }
+    }
+}
+
+extension LockStats {
+    mutating func apply(_ e: LockEvent, key: LockKey, comm: (Int32) -> InlineName) -> LockOperation? {
+        let pid = e.header.pid, t = e.header.time
+        lastActivity = t
+        var op = LockOperation(time: t, pid: pid, comm: comm(pid), lock: key, type: e.type, outcome: .acquired,
+                               waited: nil, held: nil, blockedBy: nil)
+        if e.type == .unlock {
+            guard let h = holders.removeValue(forKey: e.owner) else { return nil }
             let held = t &- h.since
-            s.hold.record(nanoseconds: held)
-            if h.pid == pid { proc.holdNanoseconds += held }
-            else {
-                // Released by another process sharing the file (a child of flock(1)).
-                s.processes[h.pid, default: ProcessLockStats(pid: h.pid, comm: comm(h.pid).description)].holdNanoseconds += held
-                storeProcess = s.processes[pid] != nil
-            }
+            hold.record(nanoseconds: held)
+            // Credited to the taker, also when another process sharing the file
+            // (a child of flock(1)) released it.
+            processes[h.pid, default: ProcessLockStats(pid: h.pid, comm: comm(h.pid).description)].holdNanoseconds += held
             op.outcome = .released
             op.held = held
             op.pid = h.pid
             op.comm = comm(h.pid)
             return op
         }
-        let holderPid = s.holders.values.first { $0.pid != pid }?.pid
+        let holderPid = holders.values.first { $0.pid != pid }?.pid
+        if processes[pid] == nil { processes[pid] = ProcessLockStats(pid: pid, comm: op.comm.description) }
+        else if processes[pid]?.comm.isEmpty == true { processes[pid]?.comm = op.comm.description }
         switch e.ret {
         case 1:  // FILE_LOCK_DEFERRED: queued
-            if s.waiters[e.owner] == nil { s.waiters[e.owner] = (pid, t) }
-            proc.attemptTimes.append(t)
+            if waiters[e.owner] == nil { waiters[e.owner] = (pid, t) }
+            processes[pid]?.attempted(at: t)
             op.outcome = .queued
             op.blockedBy = holderPid
             return op
         case 0:
-            if s.holders[e.owner] != nil {
+            if holders[e.owner] != nil {
                 // A conversion (LOCK_SH → LOCK_EX) or a repeat by the holder: still one hold.
-                s.waiters[e.owner] = nil
+                waiters[e.owner] = nil
                 return nil
             }
-            s.holders[e.owner] = (pid, t)
-            s.acquisitions += 1
-            proc.acquisitions += 1
-            if let w = s.waiters.removeValue(forKey: e.owner) {
+            holders[e.owner] = (pid, t)
+            acquisitions += 1
+            processes[pid]?.acquisitions += 1
+            if let w = waiters.removeValue(forKey: e.owner) {
                 let waited = t &- w.since
-                s.contended += 1
-                s.wait.record(nanoseconds: waited)
-                proc.waits += 1
-                proc.waitNanoseconds += waited
+                contended += 1
+                wait.record(nanoseconds: waited)
+                processes[pid]?.waits += 1
+                processes[pid]?.waitNanoseconds += waited
                 op.outcome = .granted
                 op.waited = waited
             } else {
-                proc.attemptTimes.append(t)
+                processes[pid]?.attempted(at: t)
                 op.outcome = .acquired
             }
             return op
         default:
-            if let w = s.waiters.removeValue(forKey: e.owner) {
+            if let w = waiters.removeValue(forKey: e.owner) {
                 // A queued request that ended in an error (-EINTR, -ERESTARTSYS, -EDEADLK).
-                s.abandonedWaits += 1
+                abandonedWaits += 1
                 op.outcome = .abandoned
                 op.waited = t &- w.since
                 return op
             }
-            s.failedAttempts += 1
-            proc.failedAttempts += 1
-            proc.attemptTimes.append(t)
+            failedAttempts += 1
+            processes[pid]?.failedAttempts += 1
+            processes[pid]?.attempted(at: t)
             op.outcome = .failed(errno: -e.ret)
             op.blockedBy = holderPid
             return op

@@ -94,7 +94,7 @@ extension LockAggregator {
     func summary(of p: ProcessLockStats) -> ProcessSummary {
         ProcessSummary(pid: p.pid, comm: p.comm, acquisitions: p.acquisitions, waits: p.waits,
                        waitSeconds: Double(p.waitNanoseconds) / 1e9, failedAttempts: p.failedAttempts,
-                       holdSeconds: Double(p.holdNanoseconds) / 1e9, attempts: p.attemptTimes.count,
+                       holdSeconds: Double(p.holdNanoseconds) / 1e9, attempts: p.attempts,
                        retryIntervalSeconds: p.retryIntervalSeconds, attemptCommand: p.attemptCommand,
                        attemptProcesses: p.attemptProcesses)
     }
@@ -104,7 +104,7 @@ extension LockAggregator {
         var groups: [GroupKey: [ProcessLockStats]] = [:]
         var plain: [ProcessLockStats] = []
         for e in entries {
-            if let rec = processes[e.pid], rec.exited != nil, let parent = rec.parent, e.attemptTimes.count <= 1 {
+            if let rec = processes[e.pid], rec.exited != nil, let parent = rec.parent, e.attempts <= 1 {
                 groups[GroupKey(parent: parent, comm: e.comm), default: []].append(e)
             } else {
                 plain.append(e)
@@ -123,15 +123,7 @@ extension LockAggregator {
             var p = plain.first { $0.pid == g.parent } ?? ProcessLockStats(pid: g.parent, comm: parentComm)
             plain.removeAll { $0.pid == g.parent }
             if p.comm.isEmpty { p.comm = parentComm }
-            for m in members {
-                p.acquisitions += m.acquisitions
-                p.waits += m.waits
-                p.waitNanoseconds += m.waitNanoseconds
-                p.failedAttempts += m.failedAttempts
-                p.holdNanoseconds += m.holdNanoseconds
-                p.attemptTimes += m.attemptTimes
-            }
-            p.attemptTimes.sort()
+            for m in members { p.merge(m) }
             p.attemptCommand = g.comm
             p.attemptProcesses = members.count
             folded.append(p)

@@ -7,9 +7,10 @@ import Testing
 
 /// Not a test: with LOCKSCOPE_RECORD_EVENTS=DIR set, records the format files and
 /// raw records of a flock holder + waiter + `flock -n` attempt into DIR (how the
-/// fixtures under Fixtures/linux-6.18 were made). Skipped otherwise.
-@Test func recordFixtures() throws {
-    guard let dir = ProcessInfo.processInfo.environment["LOCKSCOPE_RECORD_EVENTS"] else { return }
+/// fixtures under Fixtures/linux-6.18 were made). Disabled otherwise.
+@Test(.enabled(if: ProcessInfo.processInfo.environment["LOCKSCOPE_RECORD_EVENTS"] != nil, "a recorder, not a test"))
+func recordFixtures() throws {
+    let dir = ProcessInfo.processInfo.environment["LOCKSCOPE_RECORD_EVENTS"] ?? "."
     let tracefs = TracefsSource.current()
     let wanted = (LockEventSource.requiredLock + LockEventSource.optionalLock).map(\.tracepoint) + SchedTracepoint.allCases.map(\.tracepoint)
     let files = try tracefs.read(wanted.map { "events/\($0)/format" })
