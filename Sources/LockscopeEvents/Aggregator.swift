@@ -147,6 +147,8 @@ public struct LockAggregator: Sendable {
     /// Processes that took part in a lock event, and their parents: the only
     /// records kept after an exit (so a long system-wide watch stays small).
     var keep: Set<Int32> = []
+    /// The last pid `learn` saw (a busy locker repeats): skips two hash lookups.
+    var lastLearned: Int32 = 0
 
     public init(paths: [FileIdentity: String] = [:]) { self.paths = paths }
 
@@ -156,6 +158,8 @@ public struct LockAggregator: Sendable {
     }
 
     mutating func learn(_ pid: Int32) {
+        guard pid != lastLearned else { return }
+        lastLearned = pid
         guard processes[pid] == nil else { return }
         if let d = describeProcess?(pid) {
             processes[pid] = ProcessRecord(pid: pid, parent: d.parent, comm: InlineName(d.comm), exited: nil)
@@ -189,6 +193,7 @@ public struct LockAggregator: Sendable {
         case .exit(let x):
             guard x.groupDead else { return nil }
             let pid = x.header.pid
+            if pid == lastLearned { lastLearned = 0 }
             if !keep.contains(pid) {
                 processes[pid] = nil
                 return nil
@@ -217,8 +222,10 @@ public struct LockAggregator: Sendable {
         // leases are counted only as events for now.
         guard e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode else { return nil }
         let pid = e.header.pid
-        learn(pid)
-        if keep.insert(pid).inserted, let parent = processes[pid]?.parent { keep.insert(parent) }
+        if pid != lastLearned {
+            learn(pid)
+            if keep.insert(pid).inserted, let parent = processes[pid]?.parent { keep.insert(parent) }
+        }
         let key = LockKey(file: e.file, kind: LockKind(flags: e.flags, tracepoint: e.tracepoint))
         if e.type == .unlock && locks[key]?.holders[e.owner] == nil {
             // Unlocking what was not held (the close after a failed LOCK_NB): no change.
@@ -251,12 +258,14 @@ extension LockStats {
             return op
         }
         let holderPid = holders.values.first { $0.pid != pid }?.pid
-        if processes[pid] == nil { processes[pid] = ProcessLockStats(pid: pid, comm: op.comm.description) }
-        else if processes[pid]?.comm.isEmpty == true { processes[pid]?.comm = op.comm.description }
+        // One lookup out and one back in (the entry is a few numbers and a String).
+        var proc = processes.removeValue(forKey: pid) ?? ProcessLockStats(pid: pid, comm: op.comm.description)
+        if proc.comm.isEmpty { proc.comm = op.comm.description }
+        defer { processes[pid] = proc }
         switch e.ret {
         case 1:  // FILE_LOCK_DEFERRED: queued
             if waiters[e.owner] == nil { waiters[e.owner] = (pid, t) }
-            processes[pid]?.attempted(at: t)
+            proc.attempted(at: t)
             op.outcome = .queued
             op.blockedBy = holderPid
             return op
@@ -268,17 +277,17 @@ extension LockStats {
             }
             holders[e.owner] = (pid, t)
             acquisitions += 1
-            processes[pid]?.acquisitions += 1
+            proc.acquisitions += 1
             if let w = waiters.removeValue(forKey: e.owner) {
                 let waited = t &- w.since
                 contended += 1
                 wait.record(nanoseconds: waited)
-                processes[pid]?.waits += 1
-                processes[pid]?.waitNanoseconds += waited
+                proc.waits += 1
+                proc.waitNanoseconds += waited
                 op.outcome = .granted
                 op.waited = waited
             } else {
-                processes[pid]?.attempted(at: t)
+                proc.attempted(at: t)
                 op.outcome = .acquired
             }
             return op
@@ -291,8 +300,8 @@ extension LockStats {
                 return op
             }
             failedAttempts += 1
-            processes[pid]?.failedAttempts += 1
-            processes[pid]?.attempted(at: t)
+            proc.failedAttempts += 1
+            proc.attempted(at: t)
             op.outcome = .failed(errno: -e.ret)
             op.blockedBy = holderPid
             return op

@@ -130,25 +130,32 @@ public struct EventDecoder: Sendable {
         case exec(ExecLayout)
         case exit(ExitLayout)
     }
-    var entries: [UInt16: Entry] = [:]
+    /// Layouts indexed by `id - firstId`: one array load per record, no hashing.
+    var entries: [Entry?] = []
+    var firstId: Int = 0
     var commonType: FieldSlot
 
     /// Builds layouts for every format given; tracepoints lockscope does not
     /// know are ignored. Throws when a known tracepoint lacks a field it needs.
     public init(formats: [TracepointName: TracepointFormat]) throws(EventsError) {
         commonType = FieldSlot(TracepointField(name: "common_type", type: "unsigned short", offset: 0, size: 2, isSigned: false))
+        var byId: [UInt16: Entry] = [:]
         for (name, format) in formats {
             if let ct = format.field("common_type") { commonType = FieldSlot(ct) }
             let id = UInt16(truncatingIfNeeded: format.id)
             if name.system == "filelock", let tp = LockTracepoint(rawValue: name.event) {
-                entries[id] = .lock(tp, try LockLayout(format))
+                byId[id] = .lock(tp, try LockLayout(format))
             } else if name.system == "sched", let tp = SchedTracepoint(rawValue: name.event) {
                 switch tp {
-                case .processFork: entries[id] = .fork(try ForkLayout(format))
-                case .processExec: entries[id] = .exec(try ExecLayout(format))
-                case .processExit: entries[id] = .exit(try ExitLayout(format))
+                case .processFork: byId[id] = .fork(try ForkLayout(format))
+                case .processExec: byId[id] = .exec(try ExecLayout(format))
+                case .processExit: byId[id] = .exit(try ExitLayout(format))
                 }
             }
+        }
+        if let lo = byId.keys.min(), let hi = byId.keys.max() {
+            firstId = Int(lo)
+            entries = (Int(lo)...Int(hi)).map { byId[UInt16($0)] }
         }
     }
 
@@ -160,7 +167,8 @@ public struct EventDecoder: Sendable {
 
     /// Decodes one raw record; nil for a tracepoint this decoder was not built for.
     public func decode(_ header: SampleHeader, raw: UnsafeRawBufferPointer) -> KernelEvent? {
-        guard let entry = entries[tracepointId(raw)] else { return nil }
+        let index = Int(tracepointId(raw)) - firstId
+        guard index >= 0, index < entries.count, let entry = entries[index] else { return nil }
         switch entry {
         case .lock(let tp, let l):
             let dev = UInt32(truncatingIfNeeded: l.dev.bits(raw))

@@ -18,12 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGES 256
+static long PAGES = 1024;
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: lockfloor ID...\n"); return 2; }
+    if (getenv("LOCKFLOOR_PAGES")) PAGES = atol(getenv("LOCKFLOOR_PAGES"));
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     long page = sysconf(_SC_PAGESIZE);
     struct pollfd *pfd = calloc((size_t)ncpu, sizeof *pfd);
