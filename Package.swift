@@ -44,11 +44,18 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The kernel-event module's C shims (perf_event_open, the perf ioctls, the
+        // ring's head/tail barriers, the private tracefs read), kept out of every other
+        // target's view.
+        .target(
+            name: "CLockscopeEvents",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         // Kernel lock events: tracepoint formats, perf ring buffers, the watch aggregator.
         .target(
             name: "LockscopeEvents",
             dependencies: [
-                "LockscopeCore", "CLockscope",
+                "LockscopeCore", "CLockscopeEvents",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),

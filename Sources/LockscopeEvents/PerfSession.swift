@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLockscope
+import CLockscopeEvents
 import LockscopeCore
 import SystemPackage
 
@@ -225,7 +225,7 @@ public final class PerfSession {
     /// Returns the number of samples delivered.
     @discardableResult
     public func drain(everything: Bool = false, _ body: (PerfSample) -> Void) -> Int {
-        let horizon: UInt64 = everything ? UInt64.max : UInt64(max(0, cls_monotonic_ns())) &- reorderWindow
+        let horizon: UInt64 = everything ? UInt64.max : UInt64(max(0, MonotonicClock.nanoseconds)) &- reorderWindow
         for ring in rings { ring.head = cls_perf_ring_head(ring.base) }
         var delivered = 0
         while true {

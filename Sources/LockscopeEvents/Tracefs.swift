@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLockscope
+import CLockscopeEvents
 import LockscopeCore
 import SystemPackage
 

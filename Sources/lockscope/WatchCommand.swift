@@ -1,9 +1,7 @@
 import ArgumentParser
-import CLockscope
 import LockscopeCore
 import LockscopeEvents
 import LockscopeRender
-import LockscopeTrace
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,14 +61,14 @@ struct Watch: ParsableCommand {
         let targets = try resolveTargets(files)
         if geteuid() != 0 {
             writeError("lockscope: lock events unavailable: not root (perf_event_open on the filelock tracepoints needs root or CAP_PERFMON)")
-            throw ExitCode(69)
+            throw Exit.unavailable.code
         }
         let source: LockEventSource
         do { source = try LockEventSource(files: targets.map(\.file)) } catch {
             writeError("lockscope: lock events unavailable: " + terminalSafe(error.description))
             switch error {
-            case .malformedFormat, .missingField: throw ExitCode(Exit.software)
-            default: throw ExitCode(69)
+            case .malformedFormat, .missingField: throw Exit.software.code
+            default: throw Exit.unavailable.code
             }
         }
         var paths: [FileIdentity: String] = [:]
@@ -93,9 +91,9 @@ struct Watch: ParsableCommand {
         defer { keyboard?.restore() }
         do { try source.enable() } catch {
             writeError("lockscope: lock events unavailable: " + terminalSafe(error.description))
-            throw ExitCode(69)
+            throw Exit.unavailable.code
         }
-        let start = UInt64(cls_monotonic_ns())
+        let start = UInt64(MonotonicClock.nanoseconds)
         let render = WatchRender(style: style, start: start)
         let deadline = duration.map { start + UInt64($0 * 1e9) }
         let events = self.events, json = self.json
@@ -112,7 +110,7 @@ struct Watch: ParsableCommand {
             else { out.line(render.eventLine(op, path: path)) }
         }
         while StopSignals.requested == 0 && !out.failed {
-            let now = UInt64(cls_monotonic_ns())
+            let now = UInt64(MonotonicClock.nanoseconds)
             if let deadline, now >= deadline { break }
             let wait = deadline.map { Int32(min(100, max(1, ($0 - now) / 1_000_000))) } ?? 100
             _ = source.wait(timeoutMilliseconds: wait)
@@ -120,8 +118,8 @@ struct Watch: ParsableCommand {
             out.flushIfDue()
             if let keyboard, keyboard.quitPressed() { break }
             if stdoutIsPipe && readerGone() { return }
-            if live, UInt64(cls_monotonic_ns()) - lastDraw >= 1_000_000_000 {
-                lastDraw = UInt64(cls_monotonic_ns())
+            if live, UInt64(MonotonicClock.nanoseconds) - lastDraw >= 1_000_000_000 {
+                lastDraw = UInt64(MonotonicClock.nanoseconds)
                 let size = terminalSize()
                 var s = style
                 s.width = size.columns
@@ -134,7 +132,7 @@ struct Watch: ParsableCommand {
         }
         source.session.disable()
         source.drain(everything: true, handle)
-        let end = UInt64(cls_monotonic_ns())
+        let end = UInt64(MonotonicClock.nanoseconds)
         let lost = source.lostEvents
         source.close()
         if live { out.line("\u{1b}[?25h\u{1b}[?1049l"); out.flush() }
@@ -147,7 +145,7 @@ struct Watch: ParsableCommand {
             for l in render.summaryText(summary, source: sourceName) { out.line(l) }
         }
         out.flush()
-        if out.failed { throw ExitCode(74) }
+        if out.failed { throw Exit.ioError.code }
     }
 
     /// True when nobody reads our stdout any more (`watch --events | head` after

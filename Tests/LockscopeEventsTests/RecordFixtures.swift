@@ -41,6 +41,7 @@ func runCommandAsync(_ argv: [String]) throws -> pid_t {
     var pid: pid_t = 0
     let c = argv.map { strdup($0) } + [nil]
     defer { c.forEach { free($0) } }
-    guard posix_spawn(&pid, argv[0], nil, nil, c, environ) == 0 else { throw TestSupportError.system(call: "posix_spawn", errno: errno, context: argv[0]) }
+    let rc = posix_spawn(&pid, argv[0], nil, nil, c, environ)
+    guard rc == 0 else { throw SpawnFailed(command: argv[0], errno: rc) }
     return pid
 }

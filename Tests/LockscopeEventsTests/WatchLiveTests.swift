@@ -30,7 +30,7 @@ struct Started {
         defer { c.forEach { free($0) } }
         var p: pid_t = 0
         let rc = posix_spawn(&p, argv[0], &actions, &attr, c, environ)
-        guard rc == 0 else { throw TestSupportError.system(call: "posix_spawn", errno: rc, context: argv[0]) }
+        guard rc == 0 else { throw SpawnFailed(command: argv[0], errno: rc) }
         pid = p
         started = monotonicNow()
     }
@@ -419,4 +419,9 @@ final class WatchLiveTests: XCTestCase {
             XCTAssertTrue(r.stdout.isEmpty)
         }
     }
+}
+
+struct SpawnFailed: Error {
+    var command: String
+    var errno: Int32
 }

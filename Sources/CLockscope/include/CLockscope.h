@@ -48,7 +48,4 @@ void cls_stop_unregister_child(pid_t pid);
 #ifdef __cplusplus
 }
 #endif
-
-// Shims used only by the kernel-event module live in their own header.
-#include "CLockscopeEvents.h"
 #endif
