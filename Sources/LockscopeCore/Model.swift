@@ -81,15 +81,20 @@ public struct ProcessFacts: Sendable, Hashable {
     public var pidNamespace: String?
     /// `mnt:[4026531841]` from /proc/PID/ns/mnt.
     public var mountNamespace: String?
-    /// A short hint that the process runs in a container (docker/containerd/podman/k8s id, or the cgroup path).
-    public var container: String?
+    /// The container it runs in (runtime, id, pod uid), from its cgroup path.
+    public var container: ContainerInfo?
     public var cgroup: String?
+    /// Its pid inside its own pid namespace (`NSpid:` last field), when that differs from `pid`.
+    public var nsPid: Int32?
+    /// `SigBlk`/`SigIgn`/`SigCgt` from /proc/PID/status (nil when unreadable).
+    public var signalMasks: SignalMasks?
     public var threads: [ThreadFacts]
 
     public init(pid: Int32, ppid: Int32 = 0, comm: String, cmdline: [String] = [], uid: UInt32? = nil,
                 user: String? = nil, state: Character = "?", ageSeconds: Double? = nil, cpuTicks: UInt64 = 0,
                 tracerPid: Int32 = 0, pidNamespace: String? = nil, mountNamespace: String? = nil,
-                container: String? = nil, cgroup: String? = nil, threads: [ThreadFacts] = []) {
+                container: ContainerInfo? = nil, cgroup: String? = nil, nsPid: Int32? = nil,
+                signalMasks: SignalMasks? = nil, threads: [ThreadFacts] = []) {
         self.pid = pid
         self.ppid = ppid
         self.comm = comm
@@ -104,6 +109,8 @@ public struct ProcessFacts: Sendable, Hashable {
         self.mountNamespace = mountNamespace
         self.container = container
         self.cgroup = cgroup
+        self.nsPid = nsPid
+        self.signalMasks = signalMasks
         self.threads = threads
     }
 }

@@ -130,26 +130,6 @@ public enum SyscallFileParser {
     }
 }
 
-/// A container hint from /proc/PID/cgroup: the 64-hex-digit id docker, containerd,
-/// podman and kubelet put in their cgroup names, shortened to 12 like `docker ps`.
-public func containerHint(fromCgroup text: String) -> String? {
-    for line in text.split(separator: "\n") {
-        guard let path = line.split(separator: ":", maxSplits: 2).last else { continue }
-        for component in path.split(separator: "/") {
-            var name = Substring(component)
-            for prefix in ["docker-", "cri-containerd-", "crio-", "libpod-"] where name.hasPrefix(prefix) {
-                name = name.dropFirst(prefix.count)
-            }
-            if name.hasSuffix(".scope") { name = name.dropLast(6) }
-            if name.count == 64, name.allSatisfy({ $0.isHexDigit }) {
-                let runtime = component.hasPrefix("libpod-") ? "podman" : (component.hasPrefix("crio-") ? "cri-o" : "container")
-                return runtime + " " + String(name.prefix(12))
-            }
-        }
-    }
-    return nil
-}
-
 extension StringProtocol {
     var trimmingSpaces: Substring {
         let s = self[...]

@@ -22,7 +22,8 @@ public struct ProcessReader: Sendable {
     /// Facts about `pid`, or nil if it has gone. Unreadable parts stay nil.
     public func facts(of pid: Int32, withThreads: Bool = true) -> ProcessFacts? {
         guard let statText = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(statText) else { return nil }
-        let status = (try? proc.readText("\(pid)/status")).map(StatusFields.parse) ?? StatusFields()
+        let statusText = try? proc.readText("\(pid)/status")
+        let status = statusText.map(StatusFields.parse) ?? StatusFields()
         let cmdline = (try? proc.readBytes("\(pid)/cmdline")).map(ProcessReader.splitCmdline) ?? []
         let cgroup = try? proc.readText("\(pid)/cgroup")
         var facts = ProcessFacts(pid: pid, ppid: stat.ppid, comm: stat.comm, cmdline: cmdline)
@@ -37,7 +38,9 @@ public struct ProcessReader: Sendable {
         facts.pidNamespace = try? proc.readLink("\(pid)/ns/pid")
         facts.mountNamespace = try? proc.readLink("\(pid)/ns/mnt")
         facts.cgroup = cgroup.flatMap { $0.split(separator: "\n").first.map { String($0.split(separator: ":", maxSplits: 2).last ?? "") } }
-        facts.container = cgroup.flatMap(containerHint(fromCgroup:))
+        facts.container = cgroup.flatMap(CgroupParser.container(fromCgroup:))
+        facts.nsPid = CgroupParser.innermostPid(status.nsPids).flatMap { $0 == pid ? nil : $0 }
+        facts.signalMasks = statusText.flatMap { SignalMasks.parse(status: $0) }
         if withThreads { facts.threads = threads(of: pid) }
         return facts
     }

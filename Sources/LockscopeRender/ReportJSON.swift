@@ -124,7 +124,7 @@ public struct ReportJSON {
             ("state", .string(String(p.state))),
             ("age_seconds", .double(p.ageSeconds)),
             ("tracer_pid", .int(Int64(p.tracerPid))),
-            ("container", .string(p.container)),
+        ] + ProcessPlace.jsonFields(p) + [
             ("cgroup", .string(p.cgroup)),
             ("pid_namespace", .string(p.pidNamespace)),
             ("threads", .array(p.threads.map(thread))),

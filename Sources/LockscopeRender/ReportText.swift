@@ -177,11 +177,9 @@ public struct ReportText {
         return displayCommandLine(p.cmdline, fallback: p.comm)
     }
 
-    /// `[container 0123456789ab]`, or `[pid ns pid:[4026532201]]` for another pid namespace.
+    /// `  (pid 7 in docker container 0123456789ab)`, `  (in pid ns pid:[4026532201])`, or "".
     func containerSuffix(_ p: ProcessFacts?, observer: String?) -> String {
-        if let c = p?.container { return "  [" + terminalSafe(c) + "]" }
-        if let ns = p?.pidNamespace, let mine = observer, ns != mine { return "  [pid ns " + terminalSafe(ns) + "]" }
-        return ""
+        ProcessPlace.text(p, observer: observer).map { "  (" + $0 + ")" } ?? ""
     }
 
     struct Group {

@@ -126,11 +126,4 @@ final class ProcLocksParserTests: XCTestCase {
         XCTAssertEqual(sp, 0x7fffa9ea4c78)
         XCTAssertEqual(SyscallFileParser.parse(""), .unavailable)
     }
-
-    func testContainerHint() {
-        let id = String(repeating: "ab12", count: 16)
-        XCTAssertEqual(containerHint(fromCgroup: "0::/system.slice/docker-\(id).scope\n"), "container ab12ab12ab12")
-        XCTAssertEqual(containerHint(fromCgroup: "0::/machine.slice/libpod-\(id).scope\n"), "podman ab12ab12ab12")
-        XCTAssertNil(containerHint(fromCgroup: "0::/user.slice/user-0.slice/session-1.scope\n"))
-    }
 }

@@ -1,0 +1,64 @@
+import XCTest
+@testable import LockscopeCore
+
+/// Cgroup lines as the runtimes write them (cgroup v2 `0::` and v1 hierarchies).
+final class ContainerFactsTests: XCTestCase {
+    let id = "3f2a91c0e4b1d5c6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4"
+    let pod = "6f1c2b7e-0d4a-4c1e-9b7a-2f3e4d5c6b7a"
+    var podSystemd: String { pod.replacingOccurrences(of: "-", with: "_") }
+
+    func testDockerSystemdAndCgroupfs() {
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/system.slice/docker-\(id).scope\n"),
+                       ContainerInfo(runtime: "docker", id: id))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "12:pids:/docker/\(id)\n11:memory:/docker/\(id)\n0::/docker/\(id)\n"),
+                       ContainerInfo(runtime: "docker", id: id))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/system.slice/docker-\(id).scope\n")?.shortID, "3f2a91c0e4b1")
+    }
+
+    func testKubernetesContainerdCrioDockershim() {
+        let burstable = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(podSystemd).slice"
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::\(burstable)/cri-containerd-\(id).scope\n"),
+                       ContainerInfo(runtime: "containerd", id: id, podUID: pod))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/kubepods.slice/kubepods-pod\(podSystemd).slice/crio-\(id).scope\n"),
+                       ContainerInfo(runtime: "cri-o", id: id, podUID: pod))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::\(burstable)/docker-\(id).scope\n"),
+                       ContainerInfo(runtime: "docker", id: id, podUID: pod))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/kubepods/besteffort/pod\(pod)/\(id)\n"),
+                       ContainerInfo(runtime: "cri", id: id, podUID: pod))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "4:cpu,cpuacct:/kubepods/pod\(pod)/\(id)\n"),
+                       ContainerInfo(runtime: "cri", id: id, podUID: pod))
+    }
+
+    func testPodman() {
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/machine.slice/libpod-\(id).scope/container\n"),
+                       ContainerInfo(runtime: "podman", id: id))
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "0::/libpod_parent/libpod-\(id)\n"),
+                       ContainerInfo(runtime: "podman", id: id))
+    }
+
+    func testNotContainers() {
+        for text in ["0::/user.slice/user-0.slice/session-1.scope\n", "0::/\n", "",
+                     "0::/system.slice/crio-conmon-\(id).scope\n", "0::/system.slice/libpod-conmon-\(id).scope\n",
+                     "0::/\(id)\n",  // a bare id with no runtime or pod above it
+                     "0::/system.slice/docker-\(id.dropLast()).scope\n",
+                     "0::/system.slice/docker-\(id.uppercased()).scope\n",
+                     "garbage without colons"] {
+            XCTAssertNil(CgroupParser.container(fromCgroup: text), text)
+        }
+        // A pod slice without a container below it is no container.
+        XCTAssertNil(CgroupParser.container(fromCgroup: "0::/kubepods.slice/kubepods-pod\(podSystemd).slice\n"))
+    }
+
+    func testV2LineWins() {
+        let other = String(repeating: "a", count: 64)
+        XCTAssertEqual(CgroupParser.container(fromCgroup: "1:name=systemd:/docker/\(other)\n0::/system.slice/docker-\(id).scope\n")?.id, id)
+    }
+
+    func testNSpid() {
+        XCTAssertEqual(StatusFields.parse("Name:\tsleep\nNSpid:\t81234\t7\n").nsPids, [81234, 7])
+        XCTAssertEqual(CgroupParser.innermostPid([81234, 7]), 7)
+        XCTAssertEqual(CgroupParser.innermostPid([81234, 40, 7]), 7)
+        XCTAssertNil(CgroupParser.innermostPid([81234]))
+        XCTAssertNil(CgroupParser.innermostPid([]))
+    }
+}
