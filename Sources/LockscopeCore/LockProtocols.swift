@@ -244,8 +244,7 @@ public enum LockProtocols {
                          meaning: String, advice: String, retry: String?, source: String) -> ProtocolReading {
         var participants: [ProtocolParticipant] = []
         for l in locks where !participants.contains(where: { $0.pid == l.pid && $0.wanted == l.waiting }) {
-            participants.append(ProtocolParticipant(pid: l.pid, state: "LOCKED", wanted: l.waiting,
-                                                    meaning: l.waiting ? "waiting for the lock" : "holds the lock"))
+            participants.append(ProtocolParticipant(pid: l.pid, state: "LOCKED", wanted: l.waiting, meaning: ""))
         }
         participants.sort { !$0.wanted && $1.wanted }
         return ProtocolReading(name: name, title: title, resource: resource,
@@ -338,5 +337,50 @@ public enum LockProtocols {
             meaning: "an rpm transaction (rpm, dnf, yum, zypper) is installing or removing packages",
             advice: "Wait for the transaction to finish. Do not kill rpm mid-transaction or delete the lock: that can leave the rpm database inconsistent (rpm --rebuilddb afterwards).",
             retry: nil, source: "rpm lib/rpmlock.c")
+    }
+}
+
+// MARK: - Readings for a report
+
+/// One reading per locked file, computed once from every lock on it (granted and
+/// queued), so each renderer and rule asks the same question the same way.
+public struct ProtocolIndex: Sendable {
+    public var byFile: [FileIdentity: ProtocolReading]
+
+    public init(_ locks: [LockEntry]) {
+        var perFile: [FileIdentity: [LockEntry]] = [:]
+        var order: [FileIdentity] = []
+        for l in locks {
+            guard let f = l.file else { continue }
+            if perFile[f] == nil { order.append(f) }
+            perFile[f, default: []].append(l)
+        }
+        var out: [FileIdentity: ProtocolReading] = [:]
+        for f in order {
+            let entries = perFile[f] ?? []
+            var ranges: [ProtocolLock] = []
+            for l in entries {
+                let pids = l.kernelPid > 0 ? [l.kernelPid] : l.holders.map(\.pid)
+                for pid in pids {
+                    ranges.append(ProtocolLock(pid: pid, kind: l.kind, access: l.access, start: l.start, end: l.end))
+                }
+                for w in l.waiters where w.pid > 0 {
+                    ranges.append(ProtocolLock(pid: w.pid, kind: w.kind, access: w.access, start: w.start, end: w.end,
+                                               waiting: true))
+                }
+            }
+            let path = entries.lazy.compactMap(\.path).first
+            if let r = LockProtocols.recognise(path: path, kind: entries[0].kind, locks: ranges) { out[f] = r }
+        }
+        byFile = out
+    }
+
+    public subscript(_ file: FileIdentity?) -> ProtocolReading? { file.flatMap { byFile[$0] } }
+
+    /// What this one lock entry is in the protocol: its owner's state (or the file's strongest).
+    public func state(of lock: LockEntry) -> String? {
+        guard let r = self[lock.file] else { return nil }
+        let owner = lock.kernelPid > 0 ? lock.kernelPid : lock.holders.first?.pid
+        return owner.flatMap { r.participant($0)?.state } ?? r.state
     }
 }

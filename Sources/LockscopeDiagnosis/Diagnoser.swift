@@ -127,6 +127,31 @@ public struct Diagnoser: Sendable {
             for kids in idx.values { for k in kids where seen.contains(k) && facts[k] == nil { remember(reader.facts(of: k, withThreads: true)) } }
         }
 
+        // A process blocked reading or writing a pipe: who has the other end, and what it does.
+        var pipeEnds: [UInt64: [PipeEnd]] = [:]
+        for pid in interesting {
+            for t in facts[pid]?.threads ?? [] {
+                // read, write, readv, writev: the calls a pipe end blocks in (fd in the first argument).
+                guard case .inSyscall(let nr, let args, _, _) = t.syscall,
+                      ["read", "write", "readv", "writev"].contains(SyscallTable.host.name(of: nr) ?? "") else { continue }
+                let fd = Int32(truncatingIfNeeded: args[0])
+                guard let link = try? proc.readLink("\(pid)/fd/\(fd)"), let inode = PipeEnds.inode(ofLink: link),
+                      pipeEnds[inode] == nil else { continue }
+                let ends = PipeEnds.find(inode: inode, proc: proc)
+                pipeEnds[inode] = ends
+                for e in ends where !seen.contains(e.pid) && !excludedPids.contains(e.pid) {
+                    add(e.pid)
+                    remember(reader.facts(of: e.pid, withThreads: true))
+                }
+            }
+        }
+        // A lease being broken: its breakers are sampled too (how long they have waited in open()).
+        var leaseBreakTime: Int? = nil
+        for l in report.locks where l.kind == .lease && (l.mode == "BREAKING" || !l.waiters.isEmpty) {
+            if leaseBreakTime == nil { leaseBreakTime = (try? proc.readText("sys/fs/lease-break-time")).flatMap(LeaseFacts.breakTime) }
+            for w in l.waiters where w.pid > 0 { add(w.pid) }
+        }
+
         let result = provider.activity(pids: interesting, window: window, hz: hz, shouldStop: shouldStop)
 
         // Each process's own resolver configuration, as its libc will read it.
@@ -138,7 +163,8 @@ public struct Diagnoser: Sendable {
         for pid in interesting where result.activity[pid] == nil && facts[pid] == nil { uninspectable.insert(pid) }
 
         let input = DiagnosisInput(report: report, allLocks: global?.locks, activity: result.activity, processes: facts,
-                                   resolvConf: confs, uninspectable: uninspectable, windowSeconds: window)
+                                   resolvConf: confs, uninspectable: uninspectable, windowSeconds: window,
+                                   pipeEnds: pipeEnds, leaseBreakTime: leaseBreakTime)
         return (input, result.interrupted)
     }
 

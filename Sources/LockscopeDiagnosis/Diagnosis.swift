@@ -17,10 +17,17 @@ public struct DiagnosisInput: Sendable {
     /// Processes whose activity could not be read (permission denied).
     public var uninspectable: Set<Int32>
     public var windowSeconds: Double
+    /// Every descriptor on each pipe a process of interest is blocked on, by pipe inode.
+    public var pipeEnds: [UInt64: [PipeEnd]]
+    /// /proc/sys/fs/lease-break-time, when a lease is being broken and it was readable.
+    public var leaseBreakTime: Int?
 
     public init(report: LockReport, allLocks: [LockEntry]? = nil, activity: [Int32: ProcessActivity] = [:],
                 processes: [Int32: ProcessFacts] = [:], resolvConf: [Int32: ResolvConf] = [:],
-                uninspectable: Set<Int32> = [], windowSeconds: Double = 1) {
+                uninspectable: Set<Int32> = [], windowSeconds: Double = 1, pipeEnds: [UInt64: [PipeEnd]] = [:],
+                leaseBreakTime: Int? = nil) {
+        self.pipeEnds = pipeEnds
+        self.leaseBreakTime = leaseBreakTime
         self.report = report
         self.allLocks = allLocks
         self.activity = activity
@@ -50,6 +57,8 @@ public struct LockDiagnosis: Sendable, Hashable {
     public var oldestWaitSeconds: Double?
     /// True when the holder (or the end of its chain) could not be inspected.
     public var holderUninspectable: Bool
+    /// What the lock means to the program that took it (SQLite, dpkg …), when recognised.
+    public var lockProtocol: ProtocolReading? = nil
 
     public var waitingCount: Int { blockedCount + pollingCount }
 }

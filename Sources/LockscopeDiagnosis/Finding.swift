@@ -6,13 +6,17 @@ public enum RuleID: String, Sendable, Hashable, CaseIterable {
     case waitChain = "wait-chain"
     case dnsTimeout = "dns-timeout"
     case holderStopped = "holder-stopped"
+    case leaseBreak = "lease-break"
     case holderIO = "holder-io"
     case holderNetwork = "holder-network"
+    case holderPipe = "holder-pipe"
     case holderWaitsChild = "holder-waits-child"
     case holderFutex = "holder-futex"
     case holderSleeping = "holder-sleeping"
     case holderBusy = "holder-busy"
     case leakedFd = "leaked-fd"
+    case sqliteBusy = "sqlite-busy"
+    case lockProtocol = "lock-protocol"
 
     /// Order in reports: the most decisive explanation first.
     public var rank: Int { RuleID.allCases.firstIndex(of: self)! }

@@ -15,15 +15,23 @@ public struct RuleEngine: Sendable {
         let ctx = RuleContext(input: input)
         var all: [Finding] = []
         var lockResults: [LockDiagnosis] = []
+        let protocols = ProtocolIndex(input.report.locks)
 
         for lock in input.report.locks {
             let openers = input.report.openers.filter { $0.file == lock.file }
             // The holders in report order: the owner first, then co-holders.
             let explained = lock.holders.map { ctx.explain(pid: $0.pid, lock: lock, depth: 0, chain: [], maxDepth: maxDepth) }
             var findings = explained.flatMap(\.findings) + ctx.leakedFd(lock)
+            if let lease = Rules.leaseBreak(ctx: ctx, lock: lock) { findings.insert(lease, at: 0) }
+            let reading = protocols[lock.file]
+            if let reading, let f = Rules.protocolFinding(ctx: ctx, lock: lock, reading: reading,
+                                                          pollers: openers.filter { $0.activity == .polling }.map(\.pid),
+                                                          blocked: lock.waiters.map(\.pid)) {
+                findings.append(f)
+            }
             // The cause: the owner's explanation unless it is only "waits for a child" and a
-            // co-holder says more, then anything decisive.
-            let candidates = explained.compactMap(\.cause) + findings.filter { $0.rule == .leakedFd }
+            // co-holder says more, then anything decisive (a leak, a lease the kernel is breaking).
+            let candidates = explained.compactMap(\.cause) + findings.filter { $0.rule == .leakedFd || $0.rule == .leaseBreak }
             let cause = candidates.min { a, b in (causeRank(a), a.pid) < (causeRank(b), b.pid) }
             // No holder visible, or none could be looked at.
             let uninspectable = explained.allSatisfy(\.uninspectable)
@@ -37,6 +45,7 @@ public struct RuleEngine: Sendable {
             var result = LockDiagnosis(lock: lock, openers: openers, verdict: "", cause: cause, findings: findings,
                                        blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: ages.max(),
                                        holderUninspectable: uninspectable)
+            result.lockProtocol = reading
             result.verdict = VerdictWriter(ctx: ctx).verdict(for: result)
             lockResults.append(result)
             all += findings
@@ -75,7 +84,7 @@ public struct RuleEngine: Sendable {
         // whatever the keeper does); then the rest in rule order.
         switch f.rule {
         case .deadlock: return 0
-        case .leakedFd: return 1
+        case .leakedFd, .leaseBreak: return 1
         default: return 2 + f.rule.rank
         }
     }
@@ -102,6 +111,7 @@ enum Doing {
     case waitsLock(ThreadActivity?, LockEntry)
     case dns(ThreadActivity, ResolvedFd?, NetSocket?)
     case network(ThreadActivity, ResolvedFd, NetSocket)
+    case pipe(ThreadActivity, fd: Int32, inode: UInt64, side: PipeSide)
     case io(ThreadActivity)
     case waitsChild(ThreadActivity, [Int32])
     case futex(ThreadActivity)
@@ -114,12 +124,13 @@ enum Doing {
         case .waitsLock: return 0
         case .dns: return 1
         case .network: return 2
-        case .io: return 3
-        case .waitsChild: return 4
-        case .futex: return 5
-        case .sleeping: return 6
-        case .busy: return 7
-        case .other: return 8
+        case .pipe: return 3
+        case .io: return 4
+        case .waitsChild: return 5
+        case .futex: return 6
+        case .sleeping: return 7
+        case .busy: return 8
+        case .other: return 9
         }
     }
 }
@@ -198,6 +209,8 @@ struct RuleContext {
                                 root: entry.holders.first?.pid)
         case .dns(let t, let fd, let sock): f = Rules.dnsTimeout(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
         case .network(let t, let fd, let sock): f = Rules.network(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
+        case .pipe(let t, let fd, let inode, let side):
+            f = Rules.holderPipe(ctx: self, pid: pid, thread: t, fd: fd, inode: inode, side: side, lock: lock)
         case .io(let t): f = Rules.io(ctx: self, pid: pid, thread: t, lock: lock)
         case .waitsChild(let t, let kids):
             for child in kids where !myChain.contains(child) {
@@ -250,6 +263,7 @@ struct RuleContext {
             }
         }
         if t.state == "D" { return .io(t) }
+        if let p = Rules.blockedPipe(t) { return .pipe(t, fd: p.fd, inode: p.inode, side: p.side) }
         switch t.call {
         case .waitChild(let child)?:
             var kids = children(of: pid)

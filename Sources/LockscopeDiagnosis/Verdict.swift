@@ -23,6 +23,10 @@ struct VerdictWriter {
             if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
             head += "."
         }
+        // SQLite: say it in SQLite's terms (`SQLite database app.db: python3[5] holds the EXCLUSIVE lock …`).
+        if let sq = d.findings.first(where: { $0.rule == .sqliteBusy }) {
+            head = sq.summary + (d.oldestWaitSeconds.map { " (oldest " + durationText($0) + ")" } ?? "") + "."
+        }
         if d.waitingCount == 0 && d.cause?.rule != .deadlock { return head }
         guard let cause = d.cause else {
             if d.lock.holders.isEmpty {

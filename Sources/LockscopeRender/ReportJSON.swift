@@ -11,11 +11,12 @@ public struct ReportJSON {
     public init(syscallName: @escaping SyscallNamer) { self.syscallName = syscallName }
 
     public func value(_ r: LockReport) -> JSONValue {
-        .object([
+        let idx = ProtocolIndex(r.locks)
+        return .object([
             ("schema", .string("lockscope.report/1")),
             ("targets", .array(r.targets.map(target))),
-            ("locks", .array(r.locks.map(lock))),
-            ("openers", .array(r.openers.map(opener))),
+            ("locks", .array(r.locks.map { lock($0, idx) })),
+            ("openers", .array(r.openers.map { opener($0, idx) })),
             ("coverage", coverage(r.coverage)),
         ])
     }
@@ -23,12 +24,13 @@ public struct ReportJSON {
     /// Writes the same document as `value(_:).serialized()`, one lock at a time, so
     /// memory stays flat when /proc/locks lists 100,000 locks.
     public func write<Out: TextOutputStream>(_ r: LockReport, to out: inout Out) {
+        let idx = ProtocolIndex(r.locks)
         out.write("{\n  \"schema\": \"lockscope.report/1\",\n  \"targets\": ")
         writeArray(r.targets, to: &out, target)
         out.write(",\n  \"locks\": ")
-        writeArray(r.locks, to: &out, lock)
+        writeArray(r.locks, to: &out) { lock($0, idx) }
         out.write(",\n  \"openers\": ")
-        writeArray(r.openers, to: &out, opener)
+        writeArray(r.openers, to: &out) { opener($0, idx) }
         out.write(",\n  \"coverage\": ")
         coverage(r.coverage).write(to: &out, pretty: true, indent: 1)
         out.write("\n}")
@@ -54,8 +56,9 @@ public struct ReportJSON {
         ])
     }
 
-    func lock(_ l: LockEntry) -> JSONValue {
-        .object([
+    func lock(_ l: LockEntry, _ idx: ProtocolIndex) -> JSONValue {
+        let proto = idx[l.file]
+        return .object([
             ("path", .string(l.path)),
             ("device", .string(l.file?.device)),
             ("inode", l.file.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
@@ -66,23 +69,25 @@ public struct ReportJSON {
             ("end", .int(l.end)),
             ("kernel_pid", .int(Int64(l.kernelPid))),
             ("owner_status", .string(l.ownerStatus.rawValue)),
-            ("holders", .array(l.holders.map(holder))),
-            ("waiters", .array(l.waiters.map(waiter))),
+            ("protocol", ProtocolRender.json(proto, state: idx.state(of: l))),
+            ("holders", .array(l.holders.map { holder($0, proto) })),
+            ("waiters", .array(l.waiters.map { waiter($0, proto) })),
         ])
     }
 
-    func holder(_ h: Holder) -> JSONValue {
+    func holder(_ h: Holder, _ proto: ProtocolReading?) -> JSONValue {
         var fields: [(String, JSONValue)] = [
             ("pid", .int(Int64(h.pid))),
             ("comm", .string(h.process?.comm)),
             ("fd", .int(h.fd)),
             ("owner", .bool(h.isOwner)),
+            ("protocol", ProtocolRender.json(proto, pid: h.pid, wanted: false)),
         ]
         fields += processFields(h.process)
         return .object(fields)
     }
 
-    func waiter(_ w: Waiter) -> JSONValue {
+    func waiter(_ w: Waiter, _ proto: ProtocolReading?) -> JSONValue {
         var fields: [(String, JSONValue)] = [
             ("pid", .int(Int64(w.pid))),
             ("tid", .int(w.tid)),
@@ -96,12 +101,13 @@ public struct ReportJSON {
             ("access", .string(w.access.rawValue)),
             ("start", .int(w.start)),
             ("end", .int(w.end)),
+            ("protocol", ProtocolRender.json(proto, pid: w.pid, wanted: true)),
         ]
         fields += processFields(w.process)
         return .object(fields)
     }
 
-    func opener(_ o: Opener) -> JSONValue {
+    func opener(_ o: Opener, _ idx: ProtocolIndex) -> JSONValue {
         var fields: [(String, JSONValue)] = [
             ("pid", .int(Int64(o.pid))),
             ("comm", .string(o.process?.comm)),
@@ -109,6 +115,7 @@ public struct ReportJSON {
             ("activity", .string(o.activity.rawValue)),
             ("device", .string(o.file.device)),
             ("inode", .int(Int64(bitPattern: o.file.inode))),
+            ("protocol", ProtocolRender.json(idx[o.file], pid: o.pid, wanted: false)),
         ]
         fields += processFields(o.process)
         return .object(fields)

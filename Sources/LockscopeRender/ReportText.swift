@@ -20,13 +20,15 @@ public struct ReportText {
     // MARK: who
 
     public func who(_ r: LockReport) -> [String] {
-        perTarget(r) { _, locks, openers, out in
+        let idx = ProtocolIndex(r.locks)
+        return perTarget(r) { _, locks, openers, out in
             if locks.isEmpty {
                 out.append("  no locks" + (openers.isEmpty ? "" : " (open in \(openers.count) process\(openers.count == 1 ? "" : "es"))"))
                 return
             }
-            for l in locks {
+            for (i, l) in locks.enumerated() {
                 out.append("  " + lockSummary(l) + waitSummary(l, openers: openers))
+                if i == 0 { out += protocolLines(idx[l.file], r) }
                 if let note = ownerNote(l) { out.append("  " + style.yellow(note)) }
                 var table = Table(headers: ["ROLE", "PID", "FD", "USER", "ST", "AGE", "IN", "COMMAND"], rightAligned: [1, 2])
                 for h in l.holders {
@@ -54,11 +56,13 @@ public struct ReportText {
     // MARK: waiters
 
     public func waiters(_ r: LockReport) -> [String] {
-        perTarget(r) { _, locks, openers, out in
+        let idx = ProtocolIndex(r.locks)
+        return perTarget(r) { _, locks, openers, out in
             if locks.isEmpty && openers.isEmpty { out.append("  no locks, nobody waiting"); return }
-            for l in locks {
+            for (i, l) in locks.enumerated() {
                 let holder = l.holders.first.map { "\(terminalSafe($0.process?.comm ?? "?"))[\($0.pid)]" } ?? "pid \(l.kernelPid)"
                 out.append("  " + lockSummary(l) + " held by " + style.bold(holder))
+                if i == 0 { out += protocolLines(idx[l.file], r) }
                 if l.waiters.isEmpty { out.append("    nobody blocked in the kernel"); continue }
                 out.append("    " + style.red("blocked in the kernel: \(l.waiters.count)"))
                 if each {
@@ -79,7 +83,9 @@ public struct ReportText {
             let polling = openers.filter { $0.activity == .polling }
             let idle = openers.filter { $0.activity == .idle }
             if !polling.isEmpty {
-                out.append("  " + style.yellow("polling (LOCK_NB attempts between sleeps): \(polling.count)"))
+                let how = idx[locks.first?.file].flatMap(\.retryMechanism)
+                    ?? (locks.first.map { pollWording($0.kind) } ?? "non-blocking attempts between sleeps")
+                out.append("  " + style.yellow("polling (\(how)): \(polling.count)"))
                 out += openerLines(polling)
             }
             if !idle.isEmpty {
@@ -87,6 +93,28 @@ public struct ReportText {
                 out += openerLines(idle)
             }
         }
+    }
+
+    /// What a poller of this kind of lock retries with: flock's `LOCK_NB`, fcntl's `F_SETLK`.
+    func pollWording(_ kind: LockKind) -> String {
+        switch kind {
+        case .flock: return "LOCK_NB attempts between sleeps"
+        case .posix: return "F_SETLK attempts between sleeps"
+        case .ofd: return "F_OFD_SETLK attempts between sleeps"
+        default: return "non-blocking attempts between sleeps"
+        }
+    }
+
+    /// `    SQLite database: python3[812] holds EXCLUSIVE (writing)` and what that means, once per file.
+    func protocolLines(_ p: ProtocolReading?, _ r: LockReport) -> [String] {
+        guard let p else { return [] }
+        let name: (Int32) -> String = { pid in
+            let comm = r.locks.lazy.flatMap(\.holders).first { $0.pid == pid }?.process?.comm
+                ?? r.locks.lazy.flatMap(\.waiters).first { $0.pid == pid }?.process?.comm
+                ?? r.openers.first { $0.pid == pid }?.process?.comm
+            return comm.map { terminalSafe($0) + "[\(pid)]" } ?? "pid \(pid)"
+        }
+        return [style.fit("    " + ProtocolRender.line(p, name: name)), style.fit("      " + p.meaning)]
     }
 
     func openerLines(_ openers: [Opener]) -> [String] {

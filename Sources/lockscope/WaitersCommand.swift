@@ -11,8 +11,9 @@ struct Waiters: ParsableCommand {
         lines, and OFD or POSIX waiters found from their current flock/fcntl call).
         BLOCKED_BY is the holder that really blocks them; BEHIND is the entry directly
         ahead in the kernel's queue, often another waiter on recent kernels.
-        Polling: the file is open and the process sleeps between LOCK_NB attempts
-        (e.g. iptables -w). Idle: the file is open, nothing more.
+        Polling: the file is open and the process sleeps between non-blocking
+        attempts (flock LOCK_NB, e.g. iptables -w; fcntl F_SETLK for POSIX locks, e.g.
+        SQLite's busy handler). Idle: the file is open, nothing more.
         Identical waiters are grouped in text ('iptables ×61'); --each lists them.
 
         Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file.

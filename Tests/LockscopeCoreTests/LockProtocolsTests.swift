@@ -92,7 +92,7 @@ final class LockProtocolsTests: XCTestCase {
             XCTAssertEqual(r.name, name, path)
             XCTAssertEqual(r.state, "LOCKED", path)
             XCTAssertEqual(r.participant(5)?.state, "LOCKED")
-            XCTAssertEqual(r.participant(6, wanted: true)?.meaning, "waiting for the lock")
+            XCTAssertEqual(r.participant(6, wanted: true)?.state, "LOCKED")
             XCTAssertFalse(r.source.isEmpty)
         }
         let dpkg = try XCTUnwrap(LockProtocols.recognise(path: "/var/lib/dpkg/lock", kind: .posix, locks: held))

@@ -1,0 +1,175 @@
+import LockscopeCore
+import LockscopeTrace
+
+/// The rules that follow a holder one step further than the lock graph: the
+/// lock's own protocol (SQLite, dpkg …), the other end of a pipe it is blocked
+/// on, and a lease the kernel is breaking. Evidence keys: docs/diagnose.md.
+extension Rules {
+    // MARK: - holder-pipe
+
+    /// The calls that move data through a pipe, and which side they need.
+    static func pipeDirection(_ t: ThreadActivity) -> PipeSide? {
+        switch t.syscall {
+        case "write", "writev", "pwritev", "pwritev2", "vmsplice": return .write
+        case "read", "readv", "preadv", "preadv2": return .read
+        case "splice", "tee": return .both
+        default: return nil
+        }
+    }
+
+    /// The pipe a thread is blocked on, with the side it needs, when its call is a pipe read or write.
+    static func blockedPipe(_ t: ThreadActivity) -> (fd: Int32, inode: UInt64, side: PipeSide)? {
+        guard let dir = pipeDirection(t), case .io(let fds, _)? = t.call else { return nil }
+        for f in fds { if case .pipe(let inode, _)? = f.what { return (f.fd, inode, dir) } }
+        return nil
+    }
+
+    /// What a pipe peer does, in a few words: `in clock_nanosleep()`, `stopped (T)`, `running`.
+    static func peerDoing(ctx: RuleContext, _ pid: Int32) -> (text: String, moves: Bool) {
+        let wantsIO: Set<String> = ["read", "readv", "preadv", "preadv2", "write", "writev", "pwritev", "pwritev2",
+                                    "splice", "tee", "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"]
+        if let act = ctx.input.activity[pid] {
+            let moved = act.threads.contains { t in
+                t.histogram.contains { wantsIO.contains($0.label) } || (t.syscall.map(wantsIO.contains) ?? false)
+            }
+            if let t = act.threads.first {
+                if t.state == "T" || t.state == "t" { return ("stopped (state \(t.state))", false) }
+                if let s = t.syscall { return ("in \(s)()" + forText(t), moved) }
+                return (t.state == "R" ? "running" : "state \(t.state)", moved)
+            }
+        }
+        if let f = ctx.facts[pid] {
+            if f.state == "T" || f.state == "t" { return ("stopped (state \(f.state))", false) }
+            return ("state \(f.state)", false)
+        }
+        return ("gone or not visible", false)
+    }
+
+    static func holderPipe(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: Int32, inode: UInt64,
+                           side: PipeSide, lock: LockEntry) -> Finding {
+        let looked = ctx.input.pipeEnds[inode] != nil
+        let ends = ctx.input.pipeEnds[inode] ?? []
+        let peerSide: PipeSide = side == .write ? .read : .write
+        let peers = PipeEnds.peers(ends, side: peerSide, except: pid)
+        var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
+        e += threadEvidence(t, pid: pid)
+        e.append(EvidenceItem("fd", .int(Int64(fd))))
+        e.append(EvidenceItem("pipe_inode", .int(Int64(bitPattern: inode))))
+        e.append(EvidenceItem("direction", .string(side == .write ? "write" : "read")))
+        e.append(EvidenceItem(side == .write ? "readers" : "writers", .pids(peers)))
+        var doing: [String] = []
+        var anyMoves = false
+        for p in peers {
+            let d = peerDoing(ctx: ctx, p)
+            doing.append("\(ctx.name(p)): \(d.text)")
+            anyMoves = anyMoves || d.moves
+        }
+        if !doing.isEmpty { e.append(EvidenceItem("peer_activity", .strings(doing))) }
+        let full = t.wchan == "pipe_write" ? "a full pipe" : "a pipe"
+        let what = side == .write ? "is blocked writing into \(full)" : "is blocked reading from an empty pipe"
+        let role = side == .write ? "reader" : "writer"
+        let summary: String
+        if !looked {
+            summary = "\(ctx.name(pid)) \(what) (pipe:[\(inode)]); its other end was not looked for"
+        } else if peers.isEmpty {
+            summary = "\(ctx.name(pid)) \(what) (pipe:[\(inode)]); no process visible from here has its other end open"
+        } else {
+            let verb = side == .write ? "reads" : "writes"
+            let first = peerDoing(ctx: ctx, peers[0])
+            let who = peers.count == 1 ? "its only \(role), \(ctx.name(peers[0]))," : "its \(role)s, " + peers.prefix(3).map { ctx.name($0) }.joined(separator: ", ") + ","
+            summary = "\(ctx.name(pid)) \(what); \(who) " + (anyMoves ? "is \(first.text)" : "never \(verb) (\(first.text))")
+        }
+        let suggestion = peers.isEmpty
+            ? "Find who should hold the other end of pipe:[\(inode)] (`lsof -n | grep \(inode)`); the holder cannot go on until someone \(side == .write ? "reads" : "writes")."
+            : "The holder waits on \(peers.map { ctx.name($0) }.joined(separator: ", ")): make it \(side == .write ? "read (or exit, which makes the write fail with EPIPE)" : "write or close its end"), or restart the pipeline."
+        return Finding(rule: .holderPipe, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
+                       suggestion: suggestion)
+    }
+
+    // MARK: - lease-break
+
+    static func leaseBreak(ctx: RuleContext, lock: LockEntry) -> Finding? {
+        guard lock.kind == .lease, lock.mode == "BREAKING" || !lock.waiters.isEmpty else { return nil }
+        let holder = lock.holders.first?.pid ?? lock.kernelPid
+        let breakers = lock.waiters.map(\.pid).filter { $0 > 0 }
+        var e: [EvidenceItem] = [EvidenceItem("pid", .pid(holder))]
+        e.append(EvidenceItem("lease", .string(lock.access.rawValue)))
+        e.append(EvidenceItem("mode", .string(lock.mode)))
+        e.append(EvidenceItem("breakers", .pids(breakers)))
+        var calls: [String] = []
+        var waitedAtLeast = 0.0
+        var waitedAtMost: Double?
+        for b in breakers {
+            let t = ctx.input.activity[b]?.threads.first { $0.syscall != nil } ?? ctx.input.activity[b]?.threads.first
+            if let s = t?.syscall { calls.append("\(ctx.name(b)): \(s)()") }
+            waitedAtLeast = max(waitedAtLeast, t?.inCallSeconds ?? 0)
+            if let age = ctx.facts[b]?.ageSeconds { waitedAtMost = max(waitedAtMost ?? 0, age) }
+        }
+        if !calls.isEmpty { e.append(EvidenceItem("breaker_calls", .strings(calls))) }
+        e.append(EvidenceItem("waited_at_least_seconds", .double(waitedAtLeast)))
+        if let m = waitedAtMost { e.append(EvidenceItem("waited_at_most_seconds", .double(m))) }
+        var clockText = ""
+        if let bt = ctx.input.leaseBreakTime {
+            let clock = LeaseBreakClock(breakTimeSeconds: Double(bt), waitedAtLeast: waitedAtLeast, waitedAtMost: waitedAtMost)
+            e.append(EvidenceItem("lease_break_time", .int(Int64(bt))))
+            e.append(EvidenceItem("seconds_left", .double(clock.secondsLeft)))
+            e.append(EvidenceItem("seconds_left_at_most", .double(clock.secondsLeftAtMost)))
+            clockText = "; the kernel breaks it itself in \(durationText(clock.secondsLeft))"
+                + (clock.secondsLeftAtMost - clock.secondsLeft >= 1 ? "–\(durationText(clock.secondsLeftAtMost))" : "")
+                + " (lease-break-time \(bt) s)"
+        } else {
+            clockText = "; the kernel breaks it itself after /proc/sys/fs/lease-break-time (unreadable here)"
+        }
+        var signalText = ""
+        if let masks = ctx.facts[holder]?.signalMasks {
+            let h = LeaseFacts.signalHandling(masks)
+            e.append(EvidenceItem("sigio", .string(h.rawValue)))
+            switch h {
+            case .handled: signalText = ". It catches SIGIO, the default lease-break signal"
+            case .ignoredOrBlocked: signalText = ". It ignores or blocks SIGIO, so it may never hear of the break"
+            case .defaultAction: signalText = ". It has no SIGIO handler (SIGIO's default action ends it, unless F_SETSIG chose another signal)"
+            }
+            let rt = masks.caughtRealtime
+            if !rt.isEmpty { e.append(EvidenceItem("realtime_signals_caught", .ints(rt.map(Int64.init)))) }
+        }
+        e.append(EvidenceItem("f_getsig", .string("unknown: F_GETSIG works only on the holder's own descriptor")))
+        let who = breakers.isEmpty ? "another process" : breakers.map { ctx.name($0) }.joined(separator: ", ")
+        let summary = "\(ctx.name(holder)) holds a \(lock.access == .read ? "read" : "write") lease that is being broken: \(who) \(breakers.count == 1 ? "is" : "are") blocked in \(calls.isEmpty ? "open()" : "open()/truncate()") until it is released\(clockText)\(signalText)"
+        let suggestion = "The holder should answer the break signal by releasing or downgrading the lease (fcntl(fd, F_SETLEASE, F_UNLCK or F_RDLCK)); otherwise the opener waits until the kernel's deadline. /proc/sys/fs/lease-break-time sets that deadline for the whole system."
+        return Finding(rule: .leaseBreak, severity: .warning, lock: lock.file, pid: holder, summary: summary, evidence: e,
+                       suggestion: suggestion)
+    }
+
+    // MARK: - sqlite-busy and lock-protocol
+
+    static func protocolFinding(ctx: RuleContext, lock: LockEntry, reading r: ProtocolReading, pollers: [Int32],
+                                blocked: [Int32]) -> Finding? {
+        guard !pollers.isEmpty || !blocked.isEmpty else { return nil }
+        let holders = r.participants.filter { !$0.wanted }
+        let top = holders.first
+        let pid = top?.pid ?? lock.holders.first?.pid ?? lock.kernelPid
+        var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
+        e.append(EvidenceItem("protocol", .string(r.name)))
+        if let s = top?.state { e.append(EvidenceItem("state", .string(s))) }
+        e.append(EvidenceItem("holder_states", .strings(holders.map { "\($0.pid) \($0.state)" })))
+        if !pollers.isEmpty { e.append(EvidenceItem("retrying", .pids(pollers))) }
+        if !blocked.isEmpty { e.append(EvidenceItem("blocked", .pids(blocked))) }
+        e.append(EvidenceItem("meaning", .string(r.meaning)))
+        e.append(EvidenceItem("source", .string(r.source)))
+        let isSQLite = r.name == "sqlite" || r.name == "sqlite-wal"
+        let resource = r.resource ?? lock.path ?? lock.file?.description ?? "(unknown file)"
+        let holderText = top.flatMap { t in t.state == "LOCKED" ? nil
+            : "\(ctx.name(t.pid)) holds the \(t.state) lock" + (t.meaning.isEmpty ? "" : " (\(t.meaning))") }
+            ?? "\(ctx.name(pid)) holds it"
+        var waitText: [String] = []
+        if !pollers.isEmpty {
+            let n = pollers.count
+            waitText.append(isSQLite ? "\(n) connection\(n == 1 ? "" : "s") retr\(n == 1 ? "ies" : "y") in SQLite's busy handler"
+                                     : "\(n) process\(n == 1 ? "" : "es") retr\(n == 1 ? "ies" : "y")")
+        }
+        if !blocked.isEmpty { waitText.append("\(blocked.count) blocked in the kernel") }
+        let summary = "\(r.title) \(resource): \(holderText); " + waitText.joined(separator: ", ")
+        return Finding(rule: isSQLite ? .sqliteBusy : .lockProtocol, severity: isSQLite ? .warning : .info, lock: lock.file,
+                       pid: pid, summary: summary, evidence: e, suggestion: r.advice)
+    }
+}
