@@ -166,7 +166,7 @@ public enum LockProtocols {
             name: "sqlite", title: "SQLite database", resource: nil, state: top, participants: participants,
             meaning: top.flatMap { sqliteMeaning[$0] } ?? "a connection is taking a lock on the database",
             advice: "End the holding transaction in that program (COMMIT or ROLLBACK), or stop it cleanly; never delete the database's -journal file (it is how SQLite rolls back an interrupted write). Give other connections a busy timeout (sqlite3_busy_timeout, PRAGMA busy_timeout) or use WAL mode so readers do not wait for writers.",
-            retryMechanism: "SQLite's busy handler (F_SETLK attempts between sleeps)",
+            retryMechanism: "SQLite's busy handler: F_SETLK attempts between sleeps",
             source: "sqlite.org/lockingv3.html; SQLite src/os_unix.c unixLock()")
     }
 
@@ -229,7 +229,7 @@ public enum LockProtocols {
             name: "sqlite-wal", title: "SQLite database (WAL mode)", resource: String(path.dropLast(4)), state: top,
             participants: participants, meaning: meaning,
             advice: "End the holding transaction in that program (COMMIT or ROLLBACK), or stop it cleanly; never delete the -wal or -shm file while the database is open (committed data may live only in the -wal). Give other connections a busy timeout.",
-            retryMechanism: "SQLite's busy handler (F_SETLK attempts between sleeps)",
+            retryMechanism: "SQLite's busy handler: F_SETLK attempts between sleeps",
             source: "SQLite src/os_unix.c UNIX_SHM_BASE; src/wal.c")
     }
 
@@ -272,7 +272,7 @@ public enum LockProtocols {
                 ? "a package manager frontend (apt, unattended-upgrades, packagekit) is installing or removing packages"
                 : "dpkg is changing the package database (unpacking, configuring or removing packages)",
             advice: "Wait for it to finish (apt-get -o DPkg::Lock::Timeout=600 waits instead of failing). Do not kill dpkg or delete the lock file: interrupting dpkg mid-run can leave packages half-installed and the package database broken; if that already happened, run dpkg --configure -a.",
-            retry: "apt's DPkg::Lock::Timeout (F_SETLK attempts between sleeps)",
+            retry: "apt's DPkg::Lock::Timeout: F_SETLK attempts between sleeps",
             source: "dpkg lib/dpkg/dbmodify.c modstatdb_lock()")
     }
 
@@ -305,7 +305,7 @@ public enum LockProtocols {
             name: "xtables", title: "iptables (xtables) lock", resource: nil, path: path, locks: locks,
             meaning: "an iptables/ip6tables/ebtables command is reading or changing the firewall rules; every other one waits (-w) or fails",
             advice: "Find what the holder waits for (it should take milliseconds). Callers should use iptables -w so they wait instead of failing, and -n when listing so no DNS lookup happens under the lock. Killing the holder is safe for the lock (rules are committed atomically) but its own change is lost.",
-            retry: "iptables -w with a wait interval (flock LOCK_NB attempts between sleeps)",
+            retry: "iptables -w with a wait interval: flock LOCK_NB attempts between sleeps",
             source: "iptables iptables/xshared.c xtables_lock()")
     }
 

@@ -65,7 +65,7 @@ extension Rules {
             anyMoves = anyMoves || d.moves
         }
         if !doing.isEmpty { e.append(EvidenceItem("peer_activity", .strings(doing))) }
-        let full = t.wchan == "pipe_write" ? "a full pipe" : "a pipe"
+        let full = (t.wchan?.hasSuffix("pipe_write") ?? false) ? "a full pipe" : "a pipe"
         let what = side == .write ? "is blocked writing into \(full)" : "is blocked reading from an empty pipe"
         let role = side == .write ? "reader" : "writer"
         let summary: String
