@@ -120,6 +120,7 @@ struct TreeBuilder {
         var out: [String] = [lockLine(ld.lock)]
         var items: [[String]] = []
         var visited: Set<LockID> = [ld.lock.id]
+        if let p = ld.lockProtocol { items.append(["protocol: " + ProtocolRender.line(p, name: name)]) }
         for h in ld.lock.holders {
             items.append(holder(h.pid, role: h.isOwner ? "holder" : "co-holder", fd: h.fd, lock: ld.lock, depth: 0, visited: &visited))
         }
@@ -177,7 +178,7 @@ struct TreeBuilder {
 
     func name(_ pid: Int32) -> String {
         let p = d.processes[pid]
-        return terminalSafe(p?.comm ?? "?") + "[\(pid)]"
+        return terminalSafe(p?.comm ?? "?") + "[\(pid)]" + (ProcessPlace.text(p, observer: nil).map { " (" + $0 + ")" } ?? "")
     }
 
     /// `S  poll([{fd=4 UDP → 10.0.0.1:53, POLLIN}], 1, 2000 ms) for 1.4 s`.
