@@ -6,15 +6,19 @@ enum ProtocolRender {
     /// `SQLite database app.db: python3[812] holds EXCLUSIVE (writing); 814 wants SHARED`
     static func line(_ r: ProtocolReading, name: (Int32) -> String) -> String {
         var parts: [String] = []
-        for p in r.participants.prefix(4) {
-            if p.state == "LOCKED" {
-                parts.append(name(p.pid) + (p.wanted ? " waits for it" : " holds it"))
-                continue
-            }
-            parts.append(name(p.pid) + (p.wanted ? " wants " : " holds ") + p.state
-                         + (p.meaning.isEmpty || p.wanted ? "" : " (" + p.meaning + ")"))
+        let holding = r.participants.filter { !$0.wanted }
+        let wanting = r.participants.filter(\.wanted)
+        for p in holding.prefix(3) {
+            parts.append(name(p.pid) + (p.state == "LOCKED" ? " holds it"
+                : " holds " + p.state + (p.meaning.isEmpty ? "" : " (" + p.meaning + ")")))
         }
-        if r.participants.count > 4 { parts.append("\(r.participants.count - 4) more") }
+        if holding.count > 3 { parts.append("\(holding.count - 3) more hold it") }
+        if wanting.allSatisfy({ $0.state == "LOCKED" }) {
+            if !wanting.isEmpty { parts.append("\(wanting.count) wait\(wanting.count == 1 ? "s" : "") for it") }
+        } else {
+            for p in wanting.prefix(2) { parts.append(name(p.pid) + " wants " + p.state) }
+            if wanting.count > 2 { parts.append("\(wanting.count - 2) more waiting") }
+        }
         let title = r.title + (r.resource.map { " " + terminalSafe($0) } ?? "")
         return title + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
     }
