@@ -101,6 +101,26 @@ public enum LockProtocols {
         return nil
     }
 
+    /// One participant per process and role (holding, then wanting), each with the
+    /// state its own ranges amount to, strongest first in `order`.
+    static func byProcess(_ locks: [ProtocolLock], order: [String], state: ([ProtocolLock]) -> String?,
+                          meaning: (String) -> String) -> [ProtocolParticipant] {
+        var out: [ProtocolParticipant] = []
+        for wanted in [false, true] {
+            let group = locks.filter { $0.waiting == wanted }
+            var pids: [Int32] = []
+            for l in group where !pids.contains(l.pid) { pids.append(l.pid) }
+            for pid in pids {
+                guard let s = state(group.filter { $0.pid == pid }) else { continue }
+                out.append(ProtocolParticipant(pid: pid, state: s, wanted: wanted, meaning: meaning(s)))
+            }
+        }
+        return out.sorted { a, b in
+            if a.wanted != b.wanted { return !a.wanted }
+            return (order.firstIndex(of: a.state) ?? order.count) < (order.firstIndex(of: b.state) ?? order.count)
+        }
+    }
+
     // MARK: SQLite, rollback journal
 
     /// sqlite.org/lockingv3.html and src/os_unix.c `unixLock()`: the lock bytes sit
@@ -147,20 +167,7 @@ public enum LockProtocols {
         let inRange = locks.filter { ($0.kind == .posix || $0.kind == .ofd) && $0.overlaps(pendingByte, sharedLast)
             && $0.start >= pendingByte }
         guard !inRange.isEmpty else { return nil }
-        var participants: [ProtocolParticipant] = []
-        for wanted in [false, true] {
-            let group = inRange.filter { $0.waiting == wanted }
-            var pids: [Int32] = []
-            for l in group where !pids.contains(l.pid) { pids.append(l.pid) }
-            for pid in pids {
-                guard let s = sqliteState(group.filter { $0.pid == pid }) else { continue }
-                participants.append(ProtocolParticipant(pid: pid, state: s, wanted: wanted, meaning: sqliteShort[s] ?? ""))
-            }
-        }
-        participants.sort { a, b in
-            if a.wanted != b.wanted { return !a.wanted }
-            return (sqliteOrder.firstIndex(of: a.state) ?? 9) < (sqliteOrder.firstIndex(of: b.state) ?? 9)
-        }
+        let participants = byProcess(inRange, order: sqliteOrder, state: sqliteState) { sqliteShort[$0] ?? "" }
         let top = participants.first { !$0.wanted }?.state
         return ProtocolReading(
             name: "sqlite", title: "SQLite database", resource: nil, state: top, participants: participants,
@@ -201,20 +208,8 @@ public enum LockProtocols {
         guard let path, path.hasSuffix("-shm") else { return nil }
         let shm = locks.filter { ($0.kind == .posix || $0.kind == .ofd) && $0.start >= shmBase && $0.start <= shmBase + 8 }
         guard !shm.isEmpty else { return nil }
-        var participants: [ProtocolParticipant] = []
-        for wanted in [false, true] {
-            let group = shm.filter { $0.waiting == wanted }
-            var pids: [Int32] = []
-            for l in group where !pids.contains(l.pid) { pids.append(l.pid) }
-            for pid in pids {
-                guard let s = walState(group.filter { $0.pid == pid }) else { continue }
-                let short = walShort[s] ?? (s == "DMS" ? "has the WAL index open" : "reading a snapshot")
-                participants.append(ProtocolParticipant(pid: pid, state: s, wanted: wanted, meaning: short))
-            }
-        }
-        participants.sort { a, b in
-            if a.wanted != b.wanted { return !a.wanted }
-            return (walSlots.firstIndex(of: a.state) ?? 9) < (walSlots.firstIndex(of: b.state) ?? 9)
+        let participants = byProcess(shm, order: walSlots, state: walState) { s in
+            walShort[s] ?? (s == "DMS" ? "has the WAL index open" : "reading a snapshot")
         }
         let top = participants.first { !$0.wanted }?.state
         let meaning: String
