@@ -46,7 +46,9 @@ public struct LockScanner: Sendable {
         let wanted = Set(targets.map(\.file))
         let relevant = kernel.filter { $0.lock.file.map(wanted.contains) ?? false }
         var links = Set(targets.compactMap { $0.path.map { Array($0.utf8) } })
-        return build(kernel: relevant, targets: targets, files: wanted, links: &links, options: options)
+        var report = build(kernel: relevant, targets: targets, files: wanted, links: &links, options: options)
+        MountView.annotate(&report, proc: proc)
+        return report
     }
 
     /// Every lock on the system (`list`).

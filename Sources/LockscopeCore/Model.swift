@@ -123,6 +123,8 @@ public struct Holder: Sendable, Hashable {
     /// True for the pid /proc/locks names; co-holders that share the open file description are false.
     public var isOwner: Bool
     public var process: ProcessFacts?
+    /// The file's path as this process sees it, when it is in another mount namespace and that path differs.
+    public var pathInNamespace: String? = nil
 
     public init(pid: Int32, fd: Int32?, isOwner: Bool, process: ProcessFacts? = nil) {
         self.pid = pid

@@ -81,6 +81,7 @@ public struct ReportJSON {
             ("comm", .string(h.process?.comm)),
             ("fd", .int(h.fd)),
             ("owner", .bool(h.isOwner)),
+            ("path_in_namespace", .string(h.pathInNamespace)),
             ("protocol", ProtocolRender.json(proto, pid: h.pid, wanted: false)),
         ]
         fields += processFields(h.process)

@@ -34,7 +34,8 @@ public struct ReportText {
                 for h in l.holders {
                     let p = h.process
                     table.add([h.isOwner ? "owner" : "shared", "\(h.pid)", h.fd.map(String.init) ?? "-", p?.user ?? p?.uid.map(String.init) ?? "-",
-                               p.map { String($0.state) } ?? "?", formatAge(p?.ageSeconds), currentCall(p), command(p) + containerSuffix(p, observer: r.observerPidNamespace)])
+                               p.map { String($0.state) } ?? "?", formatAge(p?.ageSeconds), currentCall(p), command(p) + containerSuffix(p, observer: r.observerPidNamespace)
+                               + (h.pathInNamespace.map { "  (sees " + terminalSafe($0) + ")" } ?? "")])
                 }
                 out += table.render(style: style, indent: "    ")
             }

@@ -62,3 +62,39 @@ final class ContainerFactsTests: XCTestCase {
         XCTAssertNil(CgroupParser.innermostPid([]))
     }
 }
+
+/// The path a process in another mount namespace sees, from mountinfo lines as
+/// the kernel prints them (a container's overlay root, a bind mount, an escaped space).
+final class MountViewTests: XCTestCase {
+    let host = MountView.parse("""
+    22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+    31 22 0:26 / /run rw,nosuid shared:5 - tmpfs tmpfs rw
+    40 22 0:45 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw
+    41 22 254:0 /srv/data\\040dir /mnt/bound rw - ext4 /dev/vda1 rw
+    """)
+
+    func testContainerRootOverlay() {
+        // In the container, the overlay is its root (/); /run is the container's own tmpfs.
+        let container = MountView.parse("""
+        600 500 0:45 / / rw,relatime - overlay overlay rw
+        601 600 254:0 /srv/data\\040dir /data rw - ext4 /dev/vda1 rw
+        """)
+        XCTAssertEqual(MountView.path(ours: "/var/lib/docker/overlay2/abc/merged/run/xtables.lock", ourMounts: host,
+                                      theirMounts: container, theirMountId: 600), "/run/xtables.lock")
+        // A bind mount of a host directory with a space in its name.
+        XCTAssertEqual(MountView.path(ours: "/srv/data dir/app.db", ourMounts: host, theirMounts: container, theirMountId: 601),
+                       "/data/app.db")
+        XCTAssertEqual(MountView.path(ours: "/mnt/bound/app.db", ourMounts: host, theirMounts: container, theirMountId: 601),
+                       "/data/app.db")
+    }
+
+    func testSameViewAndUnknowns() {
+        XCTAssertNil(MountView.path(ours: "/run/x.lock", ourMounts: host, theirMounts: host, theirMountId: 31))
+        XCTAssertNil(MountView.path(ours: "/run/x.lock", ourMounts: host, theirMounts: [:], theirMountId: 31))
+        // The file lies outside what their mount shows.
+        let narrow = MountView.parse("700 1 254:0 /home /home rw - ext4 /dev/vda1 rw\n")
+        XCTAssertNil(MountView.path(ours: "/etc/passwd", ourMounts: host, theirMounts: narrow, theirMountId: 700))
+        XCTAssertEqual(MountView.unmangle("a\\040b\\134c\\012"), "a b\\c\n")
+        XCTAssertEqual(MountView.unmangle("trail\\04"), "trail\\04")
+    }
+}

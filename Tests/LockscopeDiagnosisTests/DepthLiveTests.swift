@@ -265,6 +265,32 @@ final class DepthLiveTests: XCTestCase {
         XCTAssertTrue(json.contains("\"nspid\": 1"), json)
     }
 
+    /// `unshare -m` with a private bind mount: the holder opened `view/f`, which is
+    /// `real/f` from here; who says what the holder sees.
+    func testPathAsTheHolderSeesItInItsMountNamespace() throws {
+        try requireRoot("unshare -m and mount --bind need root")
+        guard let unshare = which("unshare"), let sh = which("sh"), let flock = which("flock"), let sleep = which("sleep") else {
+            try skip("unshare/sh/flock/sleep not found")
+        }
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir.file("real"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.file("view"), withIntermediateDirectories: true)
+        let real = try dir.touch("real/f")
+        // unshare(1) makes the new namespace's mounts private: the bind never shows up here.
+        let s = try run([unshare, "-m", "--propagation", "private", sh, "-c",
+                         "mount --bind \(dir.file("real")) \(dir.file("view")) && exec \(flock) \(dir.file("view/f")) \(sleep) 600"])
+        let id = try TargetResolver().resolve(real).file
+        let locked = waitUntil(timeout: 10) {
+            ProcLocksParser.parse(readProcText("/proc/locks") ?? "").locks.contains { $0.lock.file == id }
+        }
+        try XCTSkipUnless(locked, "the namespaced flock never took the lock (pgid \(s.pid))")
+        let report = try LockScanner().report(for: [try TargetResolver().resolve(real)])
+        let h = try XCTUnwrap(report.locks.first?.holders.first { $0.isOwner })
+        XCTAssertEqual(h.pathInNamespace, dir.file("view/f"))
+        let text = ReportText(style: Style(color: false, width: nil), syscallName: { _ in nil }).who(report).joined(separator: "\n")
+        XCTAssertTrue(text.contains("(sees \(dir.file("view/f")))"), text)
+    }
+
     /// Holders moved into cgroup v2 groups named like docker's and like a Kubernetes
     /// pod's container (made here under the cgroup2 mount, removed after).
     func testHoldersInDockerAndKubernetesNamedCgroups() throws {

@@ -1,0 +1,112 @@
+/// The path of a file as another process sees it, when it lives in another mount
+/// namespace (a container, `unshare -m`): the same file is found through the mount
+/// it was opened on (fdinfo `mnt_id:`), in that process's own /proc/PID/mountinfo.
+///
+/// proc_pid_mountinfo(5): `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS … - FSTYPE SOURCE …`;
+/// ROOT is the directory of the filesystem that is mounted, MOUNT_POINT is relative
+/// to the process's root; spaces, tabs, newlines and backslashes are octal-escaped
+/// (fs/proc_namespace.c `show_mountinfo()`, `mangle()`).
+public struct MountEntry: Sendable, Hashable {
+    public var id: Int
+    public var major: UInt32
+    public var minor: UInt32
+    /// The directory of the filesystem this mount shows (`/` for a whole filesystem).
+    public var root: String
+    public var mountPoint: String
+}
+
+public enum MountView {
+    public static func parse(_ text: String) -> [Int: MountEntry] {
+        var out: [Int: MountEntry] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count >= 5, let id = Int(f[0]) else { continue }
+            let dev = f[2].split(separator: ":")
+            guard dev.count == 2, let ma = UInt32(dev[0]), let mi = UInt32(dev[1]) else { continue }
+            out[id] = MountEntry(id: id, major: ma, minor: mi, root: unmangle(f[3]), mountPoint: unmangle(f[4]))
+        }
+        return out
+    }
+
+    /// `\040` → space (and any other 3-digit octal escape).
+    static func unmangle(_ s: Substring) -> String {
+        guard s.contains("\\") else { return String(s) }
+        var bytes: [UInt8] = []
+        let u = Array(s.utf8)
+        var i = 0
+        while i < u.count {
+            if u[i] == 92, i + 4 <= u.count, u[(i + 1)..<(i + 4)].allSatisfy({ $0 >= 48 && $0 <= 55 }) {
+                bytes.append(u[(i + 1)..<(i + 4)].reduce(0) { $0 &* 8 &+ ($1 - 48) })
+                i += 4
+            } else {
+                bytes.append(u[i])
+                i += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `/a/b` under `/a` → `/b`; nil when `path` is not under `prefix`.
+    static func relative(_ path: String, to prefix: String) -> String? {
+        if prefix == "/" { return path.hasPrefix("/") ? path : nil }
+        if path == prefix { return "/" }
+        guard path.hasPrefix(prefix + "/") else { return nil }
+        return String(path.dropFirst(prefix.count))
+    }
+
+    static func join(_ base: String, _ rel: String) -> String {
+        if rel == "/" { return base }
+        return base == "/" ? rel : base + rel
+    }
+
+    /// The path process P sees for a file we see at `ours`, opened through its mount
+    /// `theirMountId`; nil when it cannot be told or when it is the same path.
+    public static func path(ours: String, ourMounts: [Int: MountEntry], theirMounts: [Int: MountEntry],
+                            theirMountId: Int) -> String? {
+        guard let theirs = theirMounts[theirMountId] else { return nil }
+        // Our mount of the same filesystem under which `ours` lies, the deepest first.
+        let candidates = ourMounts.values
+            .filter { $0.major == theirs.major && $0.minor == theirs.minor && relative(ours, to: $0.mountPoint) != nil }
+            .sorted { ($0.mountPoint.count, $0.id) > ($1.mountPoint.count, $1.id) }
+        for m in candidates {
+            guard let rel = relative(ours, to: m.mountPoint) else { continue }
+            let inFs = join(m.root, rel)
+            guard let relTheirs = relative(inFs, to: theirs.root) else { continue }
+            let seen = join(theirs.mountPoint, relTheirs)
+            return seen == ours ? nil : seen
+        }
+        return nil
+    }
+}
+
+extension MountView {
+    /// Fills `Holder.pathInNamespace` for holders in a mount namespace other than
+    /// ours. The holder's own descriptor link says it first: `d_path()` of a mount
+    /// that is not reachable from our root is relative to that process's namespace
+    /// (fs/d_path.c `prepend_path()`), so a container's `/run/xtables.lock` reads as
+    /// such. When the link is a path we can reach too, its mount is mapped through the
+    /// holder's mountinfo. Best effort: anything unreadable leaves it nil.
+    public static func annotate(_ report: inout LockReport, proc: ProcRoot) {
+        guard let ourNS = try? proc.readLink("self/ns/mnt"), let ourText = try? proc.readText("self/mountinfo") else { return }
+        var ours: [Int: MountEntry]?
+        var theirs: [Int32: [Int: MountEntry]] = [:]
+        for li in report.locks.indices {
+            let file = report.locks[li].file
+            guard let path = report.targets.first(where: { $0.file == file })?.path ?? report.locks[li].path else { continue }
+            for hi in report.locks[li].holders.indices {
+                let h = report.locks[li].holders[hi]
+                guard let fd = h.fd, let ns = h.process?.mountNamespace, ns != ourNS,
+                      let link = try? proc.readLink("\(h.pid)/fd/\(fd)") else { continue }
+                if link != path {
+                    report.locks[li].holders[hi].pathInNamespace = link
+                    continue
+                }
+                guard let info = try? proc.readText("\(h.pid)/fdinfo/\(fd)"), let mnt = FdInfo.parse(info).mountId else { continue }
+                if theirs[h.pid] == nil { theirs[h.pid] = (try? proc.readText("\(h.pid)/mountinfo")).map(parse) ?? [:] }
+                if ours == nil { ours = parse(ourText) }
+                report.locks[li].holders[hi].pathInNamespace = MountView.path(
+                    ours: path, ourMounts: ours ?? [:], theirMounts: theirs[h.pid] ?? [:], theirMountId: mnt)
+            }
+        }
+    }
+}
