@@ -85,6 +85,9 @@ public enum PerfTarget: Sendable, Equatable {
     /// threads and children it creates after the open. (An inherited event
     /// cannot be mmap'd with cpu -1, so task-bound events are per CPU too.)
     case task(pid: Int32, inherit: Bool)
+    /// Several tasks (e.g. every thread of a process), all sharing each CPU's
+    /// ring; `inherit` as for `.task`.
+    case tasks(pids: [Int32], inherit: Bool)
 }
 
 /// Tracepoints opened with perf_event_open(PERF_TYPE_TRACEPOINT) on every
@@ -154,12 +157,18 @@ public final class PerfSession {
         func cleanup() { for fd in fds { _ = Glibc.close(fd) } }
         for cpu in cpuList {
             var owner: Int32 = -1
-            for id in tracepointIds {
+            let tasks: [Int32?]
+            switch target {
+            case .systemWide: tasks = [nil]
+            case .task(let pid, _): tasks = [pid]
+            case .tasks(let pids, _): tasks = pids
+            }
+            for task in tasks { for id in tracepointIds {
                 let fd: Int32
                 switch target {
                 case .systemWide: fd = cls_perf_tracepoint_open(id, Int32(cpu), -1, wakeup)
-                case .task(let pid, let inherit):
-                    fd = cls_perf_tracepoint_open_task_cpu(id, pid, Int32(cpu), inherit ? 1 : 0, wakeup)
+                case .task(_, let inherit), .tasks(_, let inherit):
+                    fd = cls_perf_tracepoint_open_task_cpu(id, task ?? -1, Int32(cpu), inherit ? 1 : 0, wakeup)
                 }
                 if fd < 0 {
                     let e = Errno(rawValue: errno)
@@ -184,7 +193,7 @@ public final class PerfSession {
                     cleanup()
                     throw .perfSetup(call: "PERF_EVENT_IOC_SET_OUTPUT", errno: e)
                 }
-            }
+            } }
         }
         self.fds = fds
         self.rings = rings
