@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "LockscopeTrace",
-            dependencies: ["LockscopeCore", "CLockscopeTrace", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["LockscopeCore", "LockscopeEvents", "CLockscopeTrace", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .target(
             name: "LockscopeDiagnosis",

@@ -22,9 +22,12 @@ public enum TraceJSON {
     }
 
     /// The ptrace tracer's document: every event in order, then the summary.
-    public static func ptrace(events: [TraceEvent], summary: TraceSummary, targets: [Int32]) -> JSONValue {
+    /// `engine` is `ptrace` or `kernel` (the tracepoint engine); both write this schema.
+    public static func ptrace(events: [TraceEvent], summary: TraceSummary, targets: [Int32],
+                              engine: String = "ptrace") -> JSONValue {
         .object([
-            ("mode", .string("ptrace")),
+            ("mode", .string(engine)),
+            ("engine", .string(engine)),
             ("targets", .array(targets.map { .int($0) })),
             ("events", .array(events.map(event))),
             ("summary", self.summary(summary)),
@@ -140,6 +143,7 @@ public enum TraceJSON {
             ("pids", .array(s.pids.map { .int($0) })),
             ("tids", .array(s.tids.map { .int($0) })),
             ("stops", .int(Int64(s.stops))),
+            ("lost_events", s.lostEvents.map { .int(Int64(clamping: $0)) } ?? .null),
             ("syscalls", .array(s.stats.map { st in
                 .object([("name", .string(st.name)), ("count", .int(Int64(st.count))), ("errors", .int(Int64(st.errors))),
                          ("total_seconds", .double(st.totalSeconds)), ("max_seconds", .double(st.maxSeconds)),
@@ -157,7 +161,9 @@ public enum TraceJSON {
             ("arch", .string(c.arch.rawValue)),
             ("classes", .array(SyscallClass.named.filter { $0.0 != "network" && c.classes.contains($0.1) }.map { .string($0.0) })),
             ("text", .string(CallText.call(c))),
-            ("args", .array(c.args.map { .object([("name", .string($0.name))] + value($0.value)) })),
+            ("args", .array(c.args.map {
+                .object([("name", .string($0.name))] + value($0.value) + ($0.readAfterReturn ? [("read_after_return", .bool(true))] : []))
+            })),
             ("raw", .array(c.raw.map { .string("0x" + String($0, radix: 16)) })),
         ])
     }

@@ -104,7 +104,9 @@ public struct TraceText {
         case .allExited: why = "every traced thread exited"
         case .outputFailed: why = "output failed"
         }
-        lines.append(style.bold("summary") + style.dim(" — \(secondsText(s.wallSeconds)), \(s.tids.count) thread(s) in \(s.pids.count) process(es), \(why); all detached"))
+        // The kernel engine attaches nothing; it can lose events when a ring overflows.
+        let end = s.lostEvents.map { $0 == 0 ? "no event lost" : "\($0) event(s) lost (ring buffer full)" } ?? "all detached"
+        lines.append(style.bold("summary") + style.dim(" — \(secondsText(s.wallSeconds)), \(s.tids.count) thread(s) in \(s.pids.count) process(es), \(why); \(end)"))
         var table = Table(headers: ["SYSCALL", "CALLS", "ERRORS", "TOTAL", "MAX", ""], rightAligned: [1, 2, 3, 4])
         for st in s.stats {
             let blocking = st.classes.contains(.blocking) || st.classes.contains(.lock)

@@ -212,6 +212,8 @@ public struct TraceBytes {
         default:
             value(a.value)
         }
+        // Read from memory after the call returned (kernel engine): the call may have seen other bytes.
+        if a.readAfterReturn { bytes.append(UInt8(ascii: "~")) }
     }
 
     mutating func value(_ v: ArgumentValue) {

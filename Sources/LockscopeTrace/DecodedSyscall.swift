@@ -201,6 +201,10 @@ public enum ArgumentValue: Sendable, Hashable {
 public struct DecodedArgument: Sendable, Hashable {
     public var name: String
     public var value: ArgumentValue
+    /// The pointed-to memory was read after the call had returned (the kernel
+    /// engine decodes when it processes the event): the call may have seen
+    /// something else. Rendered with a trailing `~`.
+    public var readAfterReturn = false
     public init(name: String, value: ArgumentValue) {
         self.name = name
         self.value = value

@@ -400,18 +400,24 @@ final class PtraceSession {
     @inline(__always)
     func invalidateAfter(_ t: TracedThread, number: Int, result: Int64) {
         guard number >= 0 && number < cacheEffects.count else { return }
-        switch cacheEffects[number] {
+        Self.apply(cacheEffects[number], to: resolver, pid: t.pid, args: t.args, result: result)
+    }
+
+    /// What one call's exit does to the fd cache (shared with the kernel engine).
+    @inline(__always)
+    static func apply(_ effect: CacheEffect, to resolver: FdResolver, pid: Int32, args: [UInt64], result: Int64) {
+        switch effect {
         case .none: return
-        case .closesArg0: resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
-        case .replacesArg1: resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[1]))
-        case .resetsProcess: resolver.invalidate(pid: t.pid)
+        case .closesArg0: resolver.invalidate(pid: pid, fd: Int32(truncatingIfNeeded: args[0]))
+        case .replacesArg1: resolver.invalidate(pid: pid, fd: Int32(truncatingIfNeeded: args[1]))
+        case .resetsProcess: resolver.invalidate(pid: pid)
         case .returnsFd:
-            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: t.pid, fd: Int32(result)) }
+            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: pid, fd: Int32(result)) }
         case .touchesSocket:
-            resolver.invalidate(pid: t.pid, fd: Int32(truncatingIfNeeded: t.args[0]))
-            resolver.invalidateSockets(pid: t.pid)
+            resolver.invalidate(pid: pid, fd: Int32(truncatingIfNeeded: args[0]))
+            resolver.invalidateSockets(pid: pid)
             // socket/accept return a new fd (send/recv a count: a spurious miss at worst).
-            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: t.pid, fd: Int32(result)) }
+            if result >= 0 && result < 1 << 24 { resolver.invalidate(pid: pid, fd: Int32(result)) }
         }
     }
 
@@ -504,13 +510,7 @@ final class PtraceSession {
                                       errors: errors[nr], totalSeconds: Double(totalNs[nr]) / 1e9,
                                       maxSeconds: Double(maxNs[nr]) / 1e9))
         }
-        stats.sort { a, b in
-            let ab = a.classes.contains(.blocking) || a.classes.contains(.lock)
-            let bb = b.classes.contains(.blocking) || b.classes.contains(.lock)
-            if ab != bb { return ab }
-            if a.totalSeconds != b.totalSeconds { return a.totalSeconds > b.totalSeconds }
-            return a.name < b.name
-        }
+        SyscallStats.sortBlockingFirst(&stats)
         return TraceSummary(endedBy: endedBy, wallSeconds: Double(MonotonicClock.nanoseconds - startNs) / 1e9,
                             pids: allPids, tids: allTids, stats: stats, stops: stops)
     }

@@ -84,6 +84,19 @@ public struct SyscallStats: Sendable, Hashable {
     }
 }
 
+extension SyscallStats {
+    /// The summary's order: blocking and lock calls first, then by total time, then by name.
+    public static func sortBlockingFirst(_ stats: inout [SyscallStats]) {
+        stats.sort { a, b in
+            let ab = a.classes.contains(.blocking) || a.classes.contains(.lock)
+            let bb = b.classes.contains(.blocking) || b.classes.contains(.lock)
+            if ab != bb { return ab }
+            if a.totalSeconds != b.totalSeconds { return a.totalSeconds > b.totalSeconds }
+            return a.name < b.name
+        }
+    }
+}
+
 /// Why a trace ended.
 public enum TraceEnd: Sendable, Hashable {
     /// `--duration` elapsed.
@@ -106,6 +119,9 @@ public struct TraceSummary: Sendable, Hashable {
     public var stats: [SyscallStats]
     /// Tracer cost indicator: syscall stops handled.
     public var stops: Int
+    /// The kernel engine: samples the kernel dropped because a ring buffer was
+    /// full (nil for ptrace, which cannot lose a call).
+    public var lostEvents: UInt64?
     public init(endedBy: TraceEnd, wallSeconds: Double, pids: [Int32], tids: [Int32], stats: [SyscallStats], stops: Int) {
         self.endedBy = endedBy
         self.wallSeconds = wallSeconds

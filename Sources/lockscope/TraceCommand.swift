@@ -1,5 +1,6 @@
 import ArgumentParser
 import LockscopeCore
+import LockscopeEvents
 import LockscopeRender
 import LockscopeTrace
 #if canImport(Glibc)
@@ -14,16 +15,22 @@ struct TraceFlags: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Sampling rate of the sampler, samples per second (1…1000).", valueName: "n"))
     var hz: Int = 100
 
-    @Flag(name: .long, help: "Use the ptrace tracer instead of the sampler: every system call with its result and duration. Slows the target (see below).")
+    @Flag(name: .long, help: "Use the kernel engine: every system call from the raw_syscalls tracepoints, nothing stopped (needs root; the default when available).")
+    var kernel = false
+
+    @Flag(name: .long, help: "Use the sampler: /proc read --hz times a second (the default without root or tracepoints).")
+    var sampler = false
+
+    @Flag(name: .long, help: "Use the ptrace tracer: every system call with its result and duration. Slows the target (see below).")
     var ptrace = false
 
-    @Option(name: .long, help: ArgumentHelp("--ptrace: only these calls, by name or class (lock, net, poll, sleep, futex, process, file, desc, signal, memory, ipc, blocking), comma-separated.", valueName: "list"))
+    @Option(name: .long, help: ArgumentHelp("--kernel/--ptrace: only these calls, by name or class (lock, net, poll, sleep, futex, process, file, desc, signal, memory, ipc, blocking), comma-separated.", valueName: "list"))
     var syscalls: String?
 
-    @Flag(name: .customLong("summary-only"), help: "--ptrace: print only the summary, not every call.")
+    @Flag(name: .customLong("summary-only"), help: "--kernel/--ptrace: print only the summary, not every call.")
     var summaryOnly = false
 
-    @Flag(name: .customLong("no-follow"), help: "--ptrace: do not follow new threads and child processes.")
+    @Flag(name: .customLong("no-follow"), help: "--kernel/--ptrace: do not follow new threads and child processes.")
     var noFollow = false
 
     @Flag(name: .long, help: "Print one JSON document (schema: docs/trace.md) instead of text.")
@@ -41,9 +48,15 @@ struct Trace: ParsableCommand {
         TARGET is a PID, or a FILE (a path or MAJ:MIN:INODE): then every holder of its
         locks, co-holders included (children that share the lock's descriptor).
 
-        By default a sampler reads /proc/PID/task/*/{syscall,stat,wchan} --hz times a
-        second and decodes the current call's arguments with process_vm_readv: it
-        never stops or attaches to anything. Ctrl-C ends early and still prints.
+        As root, the kernel engine (--kernel) is the default: every system call of
+        every thread, from the raw_syscalls tracepoints through perf_event_open,
+        strace-like, with durations. It never stops or attaches to the target;
+        pointer arguments are read when the event is processed, and those read after
+        the call returned are marked with a trailing ~. Without root or tracepoints
+        the sampler (--sampler) is the default: it reads
+        /proc/PID/task/*/{syscall,stat,wchan} --hz times a second and decodes the
+        current call's arguments with process_vm_readv. The first line on stderr says
+        which engine ran and why. Ctrl-C ends early and still prints.
 
         --ptrace attaches with PTRACE_SEIZE (never PTRACE_O_EXITKILL) and shows every
         system call, strace-like. It stops the target twice per call, which slows it.
@@ -55,7 +68,8 @@ struct Trace: ParsableCommand {
 
         Exit codes: 0 done; 1 FILE has no lock (nothing to trace); 64 bad usage;
         66 no such process or file; 69 target cannot be traced (kernel thread,
-        zombie, lockscope itself, already traced by another process); 70 internal
+        zombie, lockscope itself, already traced by another process), or --kernel
+        where the kernel engine is unavailable (the line says why); 70 internal
         error; 74 output failed; 77 permission denied (run as root or as the
         target's user) or ptrace forbidden by kernel.yama.ptrace_scope. See docs/trace.md.
         """)
@@ -68,11 +82,18 @@ struct Trace: ParsableCommand {
     func validate() throws {
         guard flags.duration >= 0, flags.duration.isFinite else { throw ValidationError("--duration must be 0 or more seconds") }
         guard (1...1000).contains(flags.hz) else { throw ValidationError("--hz must be between 1 and 1000") }
-        if !flags.ptrace {
-            if flags.syscalls != nil { throw ValidationError("--syscalls needs --ptrace (the sampler sees every call)") }
-            if flags.summaryOnly { throw ValidationError("--summary-only needs --ptrace") }
-            if flags.noFollow { throw ValidationError("--no-follow needs --ptrace") }
+        if [flags.kernel, flags.sampler, flags.ptrace].filter({ $0 }).count > 1 {
+            throw ValidationError("choose one engine: --kernel, --sampler or --ptrace")
         }
+        if flags.sampler, let why = samplerConflict { throw ValidationError(why) }
+    }
+
+    /// Flags the sampler cannot honour, if any was given.
+    var samplerConflict: String? {
+        if flags.syscalls != nil { return "--syscalls needs --kernel or --ptrace (the sampler sees one call per sample)" }
+        if flags.summaryOnly { return "--summary-only needs --kernel or --ptrace" }
+        if flags.noFollow { return "--no-follow needs --kernel or --ptrace" }
+        return nil
     }
 
     func run() throws {
@@ -87,8 +108,27 @@ struct Trace: ParsableCommand {
         let out = TraceOutput()
         if flags.ptrace {
             try runPtrace(pids: pids, filter: filter, style: style, out: out)
-        } else {
-            try runSampler(pids: pids, style: style, out: out)
+            return
+        }
+        if flags.sampler {
+            try runSampler(pids: pids, style: style, out: out, why: "sampler (--sampler)")
+            return
+        }
+        let kernel = KernelTracer()
+        switch kernel.probe() {
+        case .success(let decoder):
+            try runKernel(kernel, decoder: decoder, pids: pids, filter: filter, style: style, out: out,
+                          why: flags.kernel ? "kernel tracepoints (--kernel)" : "kernel tracepoints (default: root, raw_syscalls tracepoints available)")
+        case .failure(let why):
+            if flags.kernel {
+                writeError("lockscope: --kernel: " + terminalSafe(why.description))
+                throw Exit.unavailable.code
+            }
+            if let conflict = samplerConflict {
+                writeError("lockscope: " + conflict + "; the kernel engine is unavailable: " + terminalSafe(why.description))
+                throw Exit.usage.code
+            }
+            try runSampler(pids: pids, style: style, out: out, why: "sampler (default: kernel engine unavailable: \(why))")
         }
     }
 
@@ -116,11 +156,13 @@ struct Trace: ParsableCommand {
 
     func seconds(_ d: Double) -> Duration { .nanoseconds(Int64(d * 1e9)) }
 
-    func runSampler(pids: [Int32], style: Style, out: TraceOutput) throws {
+    func runSampler(pids: [Int32], style: Style, out: TraceOutput, why: String) throws {
         let report: SamplerReport
         do { report = try Sampler().sample(pids: pids, duration: seconds(flags.duration), hz: flags.hz) } catch {
             throw traceFailure(error)
         }
+        // After the sampler's own refusals, so a refused target still gets exactly one line.
+        writeError("lockscope: engine: " + terminalSafe(why))
         if flags.json {
             out.line(TraceJSON.sampler(report, targets: pids).serialized())
         } else {
@@ -135,39 +177,71 @@ struct Trace: ParsableCommand {
         for pid in pids {
             do { try PtraceTracer().check(pid: pid) } catch { throw traceFailure(error) }
         }
+        writeError("lockscope: engine: ptrace (--ptrace)")
         writeError("lockscope: --ptrace stops the target at every system call and slows it; a call with SO_RCVTIMEO may see EINTR. Use the default sampler in production.")
-        let options = TraceOptions(duration: flags.duration > 0 ? seconds(flags.duration) : nil, filter: filter,
-                                   followChildren: !flags.noFollow, decode: !flags.summaryOnly)
+        let options = traceOptions(filter)
+        try stream(pids: pids, style: style, out: out, engine: "ptrace") { shouldStop, onEvent in
+            do { return try PtraceTracer().trace(pids: pids, options: options, shouldStop: shouldStop, onEvent: onEvent) } catch let error as TraceError {
+                throw traceFailure(error)
+            }
+        }
+    }
+
+    func runKernel(_ kernel: KernelTracer, decoder: RawSyscallDecoder, pids: [Int32], filter: SyscallFilter, style: Style,
+                   out: TraceOutput, why: String) throws {
+        for pid in pids {
+            do { try kernel.check(pid: pid) } catch { throw traceFailure(error) }
+        }
+        writeError("lockscope: engine: " + why)
+        let options = traceOptions(filter)
+        try stream(pids: pids, style: style, out: out, engine: "kernel") { shouldStop, onEvent in
+            do {
+                return try kernel.trace(pids: pids, decoder: decoder, options: options, shouldStop: shouldStop, onEvent: onEvent)
+            } catch let error as KernelTraceError {
+                switch error {
+                case .target(let e): throw traceFailure(e)
+                case .unavailable(let why):
+                    writeError("lockscope: --kernel: " + terminalSafe(why.description))
+                    throw Exit.unavailable.code
+                }
+            }
+        }
+    }
+
+    func traceOptions(_ filter: SyscallFilter) -> TraceOptions {
+        TraceOptions(duration: flags.duration > 0 ? seconds(flags.duration) : nil, filter: filter,
+                     followChildren: !flags.noFollow, decode: !flags.summaryOnly)
+    }
+
+    /// Runs an event engine (ptrace or kernel) and writes its lines, or one JSON
+    /// document at the end, then the summary.
+    func stream(pids: [Int32], style: Style, out: TraceOutput, engine: String,
+                trace: (_ shouldStop: () -> Bool, _ onEvent: (TraceEvent) -> Bool) throws -> TraceSummary) throws {
         let text = TraceText(style: style)
         var events: [TraceEvent] = []
         var lineBuffer = TraceBytes()
         let json = flags.json
         let quiet = flags.summaryOnly
-        let summary: TraceSummary
-        do {
-            summary = try PtraceTracer().trace(pids: pids, options: options, shouldStop: {
-                out.flushIfDue()
-                return StopSignals.requested != 0 || out.failed
-            }, onEvent: { e in
-                if json {
-                    if !quiet { events.append(e) }
-                } else if !quiet {
-                    if case .syscall(let s) = e {
-                        // The common line, straight to bytes (no intermediate String).
-                        lineBuffer.bytes.removeAll(keepingCapacity: true)
-                        lineBuffer.syscallLine(s, style: style)
-                        out.line(bytes: lineBuffer.bytes)
-                    } else {
-                        out.line(text.event(e))
-                    }
+        let summary = try trace({
+            out.flushIfDue()
+            return StopSignals.requested != 0 || out.failed
+        }, { e in
+            if json {
+                if !quiet { events.append(e) }
+            } else if !quiet {
+                if case .syscall(let s) = e {
+                    // The common line, straight to bytes (no intermediate String).
+                    lineBuffer.bytes.removeAll(keepingCapacity: true)
+                    lineBuffer.syscallLine(s, style: style)
+                    out.line(bytes: lineBuffer.bytes)
+                } else {
+                    out.line(text.event(e))
                 }
-                return !out.failed
-            })
-        } catch {
-            throw traceFailure(error)
-        }
+            }
+            return !out.failed
+        })
         if json {
-            out.line(TraceJSON.ptrace(events: events, summary: summary, targets: pids).serialized())
+            out.line(TraceJSON.ptrace(events: events, summary: summary, targets: pids, engine: engine).serialized())
         } else {
             if !quiet { out.line("") }
             for l in text.summary(summary) { out.line(l) }
