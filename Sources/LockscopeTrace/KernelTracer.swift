@@ -49,11 +49,20 @@ public struct KernelTracer: Sendable {
     /// Ring size per CPU, in pages (a power of two).
     public var pages: Int
 
-    /// 1024 pages (4 MiB) per CPU: a syscall-heavy tracee writes ~1.3 million
-    /// records a second; this holds ~40,000 of them while lockscope catches up.
-    public static let defaultPages = 1024
+    /// The default ring per CPU: 64 MiB shared among the online CPUs, at least
+    /// 1 MiB and at most 16 MiB each (a power of two of 4 KiB pages): 16 MiB on a
+    /// 2-CPU machine. A syscall-heavy tracee writes ~1.2 million records (~100 MB)
+    /// a second onto the ring of the CPU it runs on; 16 MiB holds ~200,000 of
+    /// them (~0.17 s) while lockscope decodes and prints behind it.
+    public static func defaultPages(cpus: Int = PerfSession.onlineCPUs().count) -> Int {
+        let pageSize = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let perCPU = min(16 << 20, max(1 << 20, (64 << 20) / max(1, cpus)))
+        var pages = 1
+        while pages * 2 * pageSize <= perCPU { pages *= 2 }
+        return pages
+    }
 
-    public init(proc: ProcRoot = ProcRoot(), tracefs: TracefsSource = .current(), pages: Int = KernelTracer.defaultPages) {
+    public init(proc: ProcRoot = ProcRoot(), tracefs: TracefsSource = .current(), pages: Int = KernelTracer.defaultPages()) {
         self.proc = proc
         self.tracefs = tracefs
         self.pages = pages
@@ -128,7 +137,8 @@ public struct KernelTracer: Sendable {
         }
         session.disable()
         var stillWriting = end != .outputFailed
-        run.drain(session, everything: true) { e in
+        run.collect(session, everything: true)
+        _ = run.process(limit: Int.max) { e in
             if stillWriting { stillWriting = onEvent(e) }
             return stillWriting
         }
@@ -180,6 +190,8 @@ final class KernelRun {
     let resolver: FdResolver
     let readLog = ReadLog()
     var threads: [Int32: KernelThread] = [:]
+    /// The thread of the previous record (consecutive records are mostly one thread's).
+    var lastThread: KernelThread?
     var allTids: [Int32] = []
     var allPids: [Int32] = []
     var attachedEvents: [TraceEvent] = []
@@ -322,16 +334,13 @@ final class KernelRun {
             if shouldStop() { return .interrupted(signal: 0) }
             let now = MonotonicClock.nanoseconds
             if let d = deadlineNs, now >= d { return .duration }
-            var timeout: Int64 = 100
-            if let d = deadlineNs { timeout = max(1, min(timeout, (d - now) / 1_000_000)) }
+            var timeout: Int64 = backlog > 0 ? 0 : 100
+            if let d = deadlineNs { timeout = max(0, min(timeout, (d - now) / 1_000_000)) }
             _ = session.wait(timeoutMilliseconds: Int32(timeout))
-            var ok = true
-            drain(session, everything: false) { e in
-                ok = onEvent(e)
-                return ok
-            }
-            if !ok { return .outputFailed }
-            if options.decode { decodeInProgress() }
+            collect(session, everything: false)
+            if !process(limit: 16_384, onEvent) { return .outputFailed }
+            // Only when caught up is a call still pending really in progress.
+            if options.decode && backlog == 0 { decodeInProgress() }
             if MonotonicClock.nanoseconds >= nextLivenessCheck {
                 nextLivenessCheck = MonotonicClock.nanoseconds + 100_000_000
                 if !allPids.contains(where: isAlive) { return .allExited }
@@ -345,13 +354,51 @@ final class KernelRun {
         return f.state != "Z" && f.state != "X"
     }
 
-    /// Hands every record in the rings to `handle`, in time order.
-    func drain(_ session: PerfSession, everything: Bool, _ onEvent: (TraceEvent) -> Bool) {
-        var ok = true
+    // MARK: - Queue
+
+    /// A record moved out of a ring, waiting to be decoded and printed.
+    struct Queued {
+        var header: SampleHeader
+        var record: RawSyscallRecord
+    }
+    var queue: [Queued] = []
+    var queueHead = 0
+    /// Records waiting in lockscope's memory (~90 bytes each).
+    var backlog: Int { queue.count - queueHead }
+    /// At most this many records wait in memory (~90 MiB) before the rings are left
+    /// to fill (and the kernel to drop and count what does not fit). Moving a record
+    /// out of a ring costs ~0.1 µs, decoding and printing it ~1 µs: the queue lets
+    /// lockscope absorb a burst far longer than the rings alone hold.
+    static let maxQueued = 1 << 20
+
+    /// Moves every complete record from the rings into the queue, in time order
+    /// (unless the queue is full and `everything` is not asked for).
+    func collect(_ session: PerfSession, everything: Bool) {
+        guard everything || backlog < Self.maxQueued else { return }
+        let raw = self.raw
         session.drain(everything: everything) { sample in
-            guard ok, let record = raw.decode(sample.raw) else { return }
-            ok = handle(record, header: sample.header, onEvent: onEvent)
+            if let r = raw.decode(sample.raw) { queue.append(Queued(header: sample.header, record: r)) }
         }
+    }
+
+    /// Handles up to `limit` queued records; false when the output failed.
+    func process(limit: Int, _ onEvent: (TraceEvent) -> Bool) -> Bool {
+        var n = 0
+        var ok = true
+        while ok && queueHead < queue.count && n < limit {
+            let q = queue[queueHead]
+            queueHead += 1
+            n += 1
+            ok = handle(q.record, header: q.header, onEvent: onEvent)
+        }
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: queue.capacity <= 1 << 16)
+            queueHead = 0
+        } else if queueHead >= 1 << 16 && queueHead * 2 >= queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return ok
     }
 
     /// One record.
@@ -359,7 +406,9 @@ final class KernelRun {
     func handle(_ record: RawSyscallRecord, header: SampleHeader, onEvent: (TraceEvent) -> Bool) -> Bool {
         let tid = header.tid
         let t: KernelThread
-        if let known = threads[tid] { t = known } else { t = adopt(tid: tid, pid: header.pid) }
+        if let last = lastThread, last.tid == tid { t = last }
+        else if let known = threads[tid] { t = known } else { t = adopt(tid: tid, pid: header.pid) }
+        lastThread = t
         let now = Int64(header.time)
         switch record {
         case .enter(let nr64, let args):
@@ -374,12 +423,9 @@ final class KernelRun {
             t.currentAtAttach = false
             t.current = nil
             t.decodePending = false
-            guard nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll else { return true }
-            if options.decode {
+            // Without decoding (--summary-only) nothing is built per call: the exit only counts it.
+            if options.decode && (nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll) {
                 t.decodePending = true
-            } else {
-                t.current = DecodedSyscall(arch: table.arch, number: nr, name: table.name(of: nr) ?? "syscall_\(nr)",
-                                           classes: table[nr]?.classes ?? [], args: [], raw: t.args)
             }
             return true
         case .exit(let nr64, let result):

@@ -247,6 +247,10 @@ struct Trace: ParsableCommand {
             for l in text.summary(summary) { out.line(l) }
         }
         out.flush()
+        // Also on stderr, where it is seen when the lines go to a file.
+        if let lost = summary.lostEvents, lost > 0 {
+            writeError("lockscope: \(lost) event(s) lost: a ring buffer was full (the output misses those calls)")
+        }
         if out.failed || summary.endedBy == .outputFailed { throw Exit.ioError.code }
     }
 
