@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks compare lockscope with and what they need to run:
-# fuser (psmisc), lsof, lslocks (util-linux), strace, /usr/bin/time (time), gcc
+# fuser (psmisc), lsof, lslocks (util-linux), strace, perf (linux-perf), /usr/bin/time (time), gcc
 # for the C load generator and floors, python3 for the runner. Machines that have
 # them all skip apt entirely (works offline).
 set -euo pipefail
@@ -10,6 +10,7 @@ have fuser   || need+=(psmisc)
 have lsof    || need+=(lsof)
 have lslocks || need+=(util-linux)
 have strace  || need+=(strace)
+have perf    || need+=(linux-perf)
 have gcc     || need+=(gcc libc6-dev)
 have python3 || need+=(python3)
 have ps      || need+=(procps)
