@@ -204,6 +204,8 @@ final class KernelRun {
     var maxNs: [Int64]
     /// Syscall numbers whose exit starts a task (its result is the new tid).
     let spawners: [Int: String]
+    /// exit and exit_group: calls that never return (no sys_exit record).
+    let enders: Set<Int>
     /// Records seen that no thread state explains (an exit without entry, after a lost record).
     var unmatched = 0
 
@@ -223,6 +225,7 @@ final class KernelRun {
         var sp: [Int: String] = [:]
         for n in ["clone", "clone3", "fork", "vfork"] { if let nr = table.number(of: n) { sp[nr] = n } }
         spawners = sp
+        enders = Set(["exit", "exit_group"].compactMap { table.number(of: $0) })
     }
 
     func seconds(_ ns: Int64) -> Double { Double(ns - startNs) / 1e9 }
@@ -336,9 +339,17 @@ final class KernelRun {
             if let d = deadlineNs, now >= d { return .duration }
             var timeout: Int64 = backlog > 0 ? 0 : 100
             if let d = deadlineNs { timeout = max(0, min(timeout, (d - now) / 1_000_000)) }
+            let waited = MonotonicClock.nanoseconds
             _ = session.wait(timeoutMilliseconds: Int32(timeout))
+            let before = queue.count
             collect(session, everything: false)
-            if !process(limit: 16_384, onEvent) { return .outputFailed }
+            // A traced task that exited leaves its ring fd readable (POLLHUP) for good:
+            // when a wait returns at once with nothing new, sleep instead of spinning.
+            if timeout > 0 && queue.count == before && MonotonicClock.nanoseconds - waited < 1_000_000 {
+                usleep(UInt32(min(timeout, 20) * 1000))
+            }
+            // Small slices: the rings are emptied every few milliseconds even while decoding lags.
+            if !process(limit: 2_048, onEvent) { return .outputFailed }
             // Only when caught up is a call still pending really in progress.
             if options.decode && backlog == 0 { decodeInProgress() }
             if MonotonicClock.nanoseconds >= nextLivenessCheck {
@@ -427,6 +438,7 @@ final class KernelRun {
             if options.decode && (nr >= 0 && nr < matches.count ? matches[nr] : options.filter.matchesAll) {
                 t.decodePending = true
             }
+            if enders.contains(nr) { return threadExits(t, status: args.a0, now: now, onEvent: onEvent) }
             return true
         case .exit(let nr64, let result):
             let nr = Int(nr64)
@@ -454,6 +466,22 @@ final class KernelRun {
             }
             return syscallExit(t, result: result, now: now, onEvent: onEvent)
         }
+    }
+
+    /// exit/exit_group never return: the call is shown unfinished at once (as
+    /// --ptrace shows it when the thread dies), then the thread's exit.
+    func threadExits(_ t: KernelThread, status: UInt64, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        var ok = true
+        if t.decodePending {
+            readLog.addresses.removeAll(keepingCapacity: true)
+            let call = decoder(for: t).decode(number: t.number, args: t.args)
+            ok = onEvent(.syscall(TracedSyscall(time: seconds(now), pid: t.pid, tid: t.tid, call: call, result: nil,
+                                                durationSeconds: 0, inProgressAtAttach: false)))
+        }
+        t.inSyscall = false
+        t.decodePending = false
+        t.current = nil
+        return onEvent(.exited(time: seconds(now), tid: t.tid, status: Int32(truncatingIfNeeded: status & 0xff), signal: nil)) && ok
     }
 
     /// A task seen for the first time: a new thread or child (inherit), never a stranger.
@@ -586,14 +614,7 @@ final class KernelRun {
     }
 
     func summary(endedBy: TraceEnd) -> TraceSummary {
-        var stats: [SyscallStats] = []
-        for nr in counts.indices where counts[nr] > 0 {
-            let info = table[nr]
-            stats.append(SyscallStats(name: info?.name ?? "syscall_\(nr)", classes: info?.classes ?? [], count: counts[nr],
-                                      errors: errors[nr], totalSeconds: Double(totalNs[nr]) / 1e9,
-                                      maxSeconds: Double(maxNs[nr]) / 1e9))
-        }
-        SyscallStats.sortBlockingFirst(&stats)
+        let stats = SyscallStats.blockingFirst(table: table, counts: counts, errors: errors, totalNs: totalNs, maxNs: maxNs)
         return TraceSummary(endedBy: endedBy, wallSeconds: Double(MonotonicClock.nanoseconds - startNs) / 1e9,
                             pids: allPids, tids: allTids, stats: stats, stops: 0)
     }

@@ -503,14 +503,7 @@ final class PtraceSession {
     // MARK: - Summary
 
     func summary(endedBy: TraceEnd) -> TraceSummary {
-        var stats: [SyscallStats] = []
-        for nr in counts.indices where counts[nr] > 0 {
-            let info = table[nr]
-            stats.append(SyscallStats(name: info?.name ?? "syscall_\(nr)", classes: info?.classes ?? [], count: counts[nr],
-                                      errors: errors[nr], totalSeconds: Double(totalNs[nr]) / 1e9,
-                                      maxSeconds: Double(maxNs[nr]) / 1e9))
-        }
-        SyscallStats.sortBlockingFirst(&stats)
+        let stats = SyscallStats.blockingFirst(table: table, counts: counts, errors: errors, totalNs: totalNs, maxNs: maxNs)
         return TraceSummary(endedBy: endedBy, wallSeconds: Double(MonotonicClock.nanoseconds - startNs) / 1e9,
                             pids: allPids, tids: allTids, stats: stats, stops: stops)
     }

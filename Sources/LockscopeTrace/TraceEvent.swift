@@ -85,6 +85,19 @@ public struct SyscallStats: Sendable, Hashable {
 }
 
 extension SyscallStats {
+    /// The summary rows from per-number totals (arrays indexed by syscall number), blocking first.
+    static func blockingFirst(table: SyscallTable, counts: [Int], errors: [Int], totalNs: [Int64], maxNs: [Int64]) -> [SyscallStats] {
+        var stats: [SyscallStats] = []
+        for nr in counts.indices where counts[nr] > 0 {
+            let info = table[nr]
+            stats.append(SyscallStats(name: info?.name ?? "syscall_\(nr)", classes: info?.classes ?? [], count: counts[nr],
+                                      errors: errors[nr], totalSeconds: Double(totalNs[nr]) / 1e9,
+                                      maxSeconds: Double(maxNs[nr]) / 1e9))
+        }
+        sortBlockingFirst(&stats)
+        return stats
+    }
+
     /// The summary's order: blocking and lock calls first, then by total time, then by name.
     public static func sortBlockingFirst(_ stats: inout [SyscallStats]) {
         stats.sort { a, b in
