@@ -18,6 +18,10 @@ public enum LockscopeError: Error, Equatable, Sendable {
     case procRead(String, Errno)
     /// A /proc file had a line the parser cannot make sense of.
     case malformed(file: String, line: String)
+    /// Opening a path the user gave did not finish within `seconds`: its filesystem
+    /// (`fstype` mounted at `mountPoint`, when the path's text places it) does not answer.
+    /// `locks` names the locks held on that filesystem, by identity.
+    case unresponsiveFilesystem(path: String, fstype: String?, mountPoint: String?, seconds: Double, locks: [String])
     /// A generic precondition of the environment (e.g. not root for `demo`).
     case environment(String)
 }
@@ -33,6 +37,10 @@ extension LockscopeError: CustomStringConvertible {
         case .procRead(let p, let e): return "cannot read \(p): \(e)"
         case .malformed(let f, let l): return "\(f): unexpected line: \(l)"
         case .environment(let s): return s
+        case .unresponsiveFilesystem(let p, let fstype, let mountPoint, let seconds, let locks):
+            let fs = fstype.map { t in "(\(t)\(mountPoint.map { " at " + $0 } ?? ""))" } ?? "(no answer within \(seconds) s)"
+            let held = locks.isEmpty ? "" : "; locks on it: " + locks.joined(separator: ", ")
+            return "\(p) is on an unresponsive filesystem \(fs); give MAJ:MIN:INODE or the holder's pid\(held)"
         }
     }
 }

@@ -156,7 +156,9 @@ public struct Diagnoser: Sendable {
 
         // Each process's own resolver configuration, as its libc will read it.
         var confs: [Int32: ResolvConf] = [:]
-        for pid in interesting {
+        // Read only for processes in a socket call (the only ones a DNS rule can be about):
+        // /proc/PID/root may be on a dead filesystem.
+        for pid in interesting where Self.inSocketCall(result.activity[pid]) {
             if let c = Self.resolvConf(pid: pid, proc: proc) { confs[pid] = c }
         }
         var uninspectable = result.uninspectable
@@ -171,8 +173,19 @@ public struct Diagnoser: Sendable {
     /// `/proc/PID/root/etc/resolv.conf` (the file in the process's own mount
     /// namespace and root: containers and private mounts are respected), with
     /// `RES_OPTIONS`/`LOCALDOMAIN` from its environment when readable.
+    ///
+    /// On the live system the read is made by a disposable child with a deadline
+    /// (`Careful.read`): the process's root may be on a filesystem that does not answer.
     public static func resolvConf(pid: Int32, proc: ProcRoot) -> ResolvConf? {
-        guard let text = try? proc.readText("\(pid)/root/etc/resolv.conf") else { return nil }
+        let relative = "\(pid)/root/etc/resolv.conf"
+        let text: String
+        if proc.isLive {
+            guard case .success(let bytes) = Careful.read(proc.absolute(relative), limit: 1 << 16) else { return nil }
+            text = String(decoding: bytes, as: UTF8.self)
+        } else {
+            guard let t = try? proc.readText(relative) else { return nil }
+            text = t
+        }
         var conf = ResolvConf.parse(text)
         if let env = try? proc.readBytes("\(pid)/environ") {
             var vars: [String: String] = [:]
@@ -186,6 +199,14 @@ public struct Diagnoser: Sendable {
             if !vars.isEmpty { conf.apply(environment: vars) }
         }
         return conf
+    }
+
+    /// Whether a thread of the process is in a call on a socket (what a DNS lookup waits in).
+    static func inSocketCall(_ activity: ProcessActivity?) -> Bool {
+        activity?.threads.contains { t in
+            guard case .io(let fds, _)? = t.call else { return false }
+            return fds.contains { if case .socket? = $0.what { return true } else { return false } }
+        } ?? false
     }
 
     /// ppid → children, from every /proc/PID/stat (only when a holder waits for a child).

@@ -49,6 +49,7 @@ enum Exit: Int32 {
     case software = 70     // EX_SOFTWARE: /proc unreadable, an unexpected failure
     case cantCreate = 73   // EX_CANTCREAT: metrics --output cannot be written
     case ioError = 74      // EX_IOERR: the output could not be written
+    case unresponsive = 75 // EX_TEMPFAIL: FILE's filesystem does not answer (a dead FUSE/NFS mount)
     case noPermission = 77 // EX_NOPERM
     case interrupted = 130 // 128 + SIGINT, as a shell reports it
 
@@ -70,6 +71,7 @@ func fail(_ error: LockscopeError) -> ExitCode {
     case .noSuchPath, .isDirectory, .cannotOpen: return Exit.noInput.code
     case .invalidIdentity, .noSuchProcess: return Exit.usage.code
     case .procRead, .malformed, .environment: return Exit.software.code
+    case .unresponsiveFilesystem: return Exit.unresponsive.code
     }
 }
 

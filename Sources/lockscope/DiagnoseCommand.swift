@@ -22,7 +22,8 @@ struct Diagnose: ParsableCommand {
 
         Exit codes: 0 nobody is waiting; 3 contention found (the findings say why);
         4 contention found but a holder could not be inspected (run as root);
-        64 bad usage or input; 66 no such file; 70 /proc could not be read.
+        64 bad usage or input; 66 no such file; 70 /proc could not be read;
+        75 FILE is on a filesystem that does not answer (give MAJ:MIN:INODE).
         """)
 
     @OptionGroup var common: CommonOptions

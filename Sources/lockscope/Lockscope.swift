@@ -15,7 +15,8 @@ struct Lockscope: ParsableCommand {
           lockscope list --contended             every lock with waiters (like lslocks)
 
         Exit codes: 0 answered; 1 the file has no lock; 64 bad usage or input;
-        66 no such file; 70 /proc could not be read. See docs/cli.md.
+        66 no such file; 70 /proc could not be read; 75 FILE is on a filesystem that
+        does not answer. See docs/cli.md.
         """,
         version: "0.1.0",
         subcommands: Lockscope.allSubcommands

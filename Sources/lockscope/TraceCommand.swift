@@ -70,8 +70,9 @@ struct Trace: ParsableCommand {
         66 no such process or file; 69 target cannot be traced (kernel thread,
         zombie, lockscope itself, already traced by another process), or --kernel
         where the kernel engine is unavailable (the line says why); 70 internal
-        error; 74 output failed; 77 permission denied (run as root or as the
-        target's user) or ptrace forbidden by kernel.yama.ptrace_scope. See docs/trace.md.
+        error; 74 output failed; 75 FILE is on a filesystem that does not answer;
+        77 permission denied (run as root or as the target's user) or ptrace
+        forbidden by kernel.yama.ptrace_scope. See docs/trace.md.
         """)
 
     @OptionGroup var flags: TraceFlags

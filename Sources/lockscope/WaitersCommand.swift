@@ -16,7 +16,8 @@ struct Waiters: ParsableCommand {
         SQLite's busy handler). Idle: the file is open, nothing more.
         Identical waiters are grouped in text ('iptables ×61'); --each lists them.
 
-        Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file.
+        Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file;
+        75 FILE is on a filesystem that does not answer (give MAJ:MIN:INODE).
         """)
 
     @OptionGroup var common: CommonOptions

@@ -12,7 +12,8 @@ struct Who: ParsableCommand {
         /proc/locks names only one of them: lockscope marks it 'owner' and the rest
         'shared'. IN is the system call the process is in right now (no ptrace).
 
-        Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file.
+        Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file;
+        75 FILE is on a filesystem that does not answer (give MAJ:MIN:INODE).
         """)
 
     @OptionGroup var common: CommonOptions

@@ -64,7 +64,6 @@ final class DeadFilesystemTests: XCTestCase {
     }
 
     func testWhoByPathOnTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["who", fs.lockPath])
         assertUnresponsive(r)
     }
@@ -76,14 +75,12 @@ final class DeadFilesystemTests: XCTestCase {
     }
 
     func testWaitersByPathOnTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["waiters", fs.lockPath])
         assertUnresponsive(r)
     }
 
     /// SIGTERM ends lockscope at once even while the path lookup is stuck.
     func testSigtermEndsWhoOnTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         try fs.die()
         let r = try fs.run(["who", fs.lockPath], deadline: 3, signalAfter: (0.3, SIGTERM))
         XCTAssertFalse(r.hung, "SIGTERM did not end it: \(r)")
@@ -95,7 +92,6 @@ final class DeadFilesystemTests: XCTestCase {
     /// No FILE: every contended lock, including the one whose holder's root is the dead
     /// mount (its /proc/PID/root/etc/resolv.conf is on the dead filesystem).
     func testDiagnoseEverything() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["diagnose", "--window", "0.5"])
         XCTAssertTrue([3, 4].contains(r.exitCode), "contention must be reported: \(r)")
         XCTAssertTrue(r.stdout.contains(fs.lockIdentity), "\(r)")
@@ -104,7 +100,6 @@ final class DeadFilesystemTests: XCTestCase {
     }
 
     func testDiagnoseFileWhoseHolderIsChrootedIntoTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["diagnose", "--window", "0.5", fs.outsidePath])
         XCTAssertTrue([3, 4].contains(r.exitCode), "\(r)")
         XCTAssertTrue(r.stdout.contains(pid(fs.chrooted)), "\(r)")
@@ -118,7 +113,6 @@ final class DeadFilesystemTests: XCTestCase {
     }
 
     func testDiagnoseByPathOnTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["diagnose", "--window", "0.5", fs.lockPath])
         assertUnresponsive(r)
     }
@@ -144,7 +138,6 @@ final class DeadFilesystemTests: XCTestCase {
     }
 
     func testTraceByPathOnTheDeadMount() throws {
-        try knownToHangBeforeTheFix()
         let r = try deadRun(["trace", "--duration", "1", fs.lockPath])
         assertUnresponsive(r)
     }
@@ -157,13 +150,5 @@ final class DeadFilesystemTests: XCTestCase {
         XCTAssertEqual(r.exitCode, 75, "\(r)", file: file, line: line)
         XCTAssertTrue(r.stderr.contains("unresponsive filesystem (fuse at \(fs.mountpoint))"), "\(r)", file: file, line: line)
         XCTAssertTrue(r.stderr.contains(fs.lockIdentity), "the lock on it must still be named by identity: \(r)", file: file, line: line)
-    }
-
-    /// Tests of defects fixed later on this branch (issue 13, phase B) run only with
-    /// LOCKSCOPE_DEADFS_ALL=1 until then.
-    func knownToHangBeforeTheFix(file: StaticString = #filePath, line: UInt = #line) throws {
-        if ProcessInfo.processInfo.environment["LOCKSCOPE_DEADFS_ALL"] != "1" {
-            try skip("hangs before the never-hang fix (issue 13); LOCKSCOPE_DEADFS_ALL=1 runs it", file: file, line: line)
-        }
     }
 }

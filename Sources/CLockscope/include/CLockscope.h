@@ -45,6 +45,30 @@ int cls_stop_register_child(pid_t pid, int sig);
 // Forgets a child once it is reaped (its pid may be reused from then on).
 void cls_stop_unregister_child(pid_t pid);
 
+// A path walk on a dead FUSE/NFS mount blocks uninterruptibly (D state) and no signal
+// ends it, so lockscope makes such calls in a disposable child process and abandons the
+// child if it does not answer in time. This must be C: the child of a multithreaded
+// Swift process may make only async-signal-safe system calls (the runtime may hold locks
+// or allocate), so the whole child side is these few calls.
+//
+// cls_child_open: the child opens PATH with FLAGS (O_CLOEXEC added), fstat()s it and
+// passes the descriptor back over a socketpair (SCM_RIGHTS). With READ_LIMIT > 0 it
+// instead reads up to READ_LIMIT bytes and sends them (no descriptor crosses), for files
+// whose reads may block too (a resolv.conf inside another process's root).
+// Returns 0 and fills the outputs, a positive errno from the child's open/read, or -1
+// if the child did not answer within TIMEOUT_MS (it is SIGKILLed and left to the kernel;
+// *child_out says which pid). *data_out is malloc'ed (free it) when READ_LIMIT > 0.
+struct cls_child_result {
+    int fd;                 // the descriptor, or -1 (READ_LIMIT > 0)
+    unsigned int mode;      // st_mode
+    unsigned long long ino; // st_ino
+    unsigned char *_Nullable data;  // READ_LIMIT > 0: the bytes read
+    size_t length;
+    pid_t child;
+};
+int cls_child_open(const char *_Nonnull path, int flags, size_t read_limit, int timeout_ms,
+                   struct cls_child_result *_Nonnull out);
+
 #ifdef __cplusplus
 }
 #endif
