@@ -396,6 +396,6 @@ enum RawSyscall: Equatable {
             }
             i += 1
         }
-        return field == 9 ? .inSyscall(Int(key[0])) : .unreadable
+        return field == 9 && key[0] <= UInt64(Int32.max) ? .inSyscall(Int(key[0])) : .unreadable
     }
 }
