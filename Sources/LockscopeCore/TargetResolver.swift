@@ -15,14 +15,18 @@ public struct TargetResolver: Sendable {
     /// How long opening the user's path may take (`Careful.defaultTimeout`).
     public var timeout: Double = Careful.defaultTimeout
 
-    public func resolve(_ argument: String) throws(LockscopeError) -> Target {
+    /// - Parameters:
+    ///   - argument: the argument as text (messages, identities).
+    ///   - bytes: the argument's exact bytes, when they are not valid UTF-8 (Swift's
+    ///     `CommandLine.arguments` repairs them with U+FFFD, which names another file).
+    public func resolve(_ argument: String, bytes: [UInt8]? = nil) throws(LockscopeError) -> Target {
         if argument.isEmpty { throw .noSuchPath(argument) }
         // The path walk may hang on a dead FUSE/NFS mount: it happens in a disposable child
         // that hands back an O_PATH descriptor (and the fstat, which may hang too).
         let fd: Int32
         let mode: UInt32
         let inode: UInt64
-        switch Careful.open(Array(argument.utf8), flags: CLS_O_PATH, timeout: timeout) {
+        switch Careful.open(bytes ?? Array(argument.utf8), flags: CLS_O_PATH, timeout: timeout) {
         case .success(let opened):
             (fd, mode, inode) = opened
         case .failure(.timedOut):

@@ -78,7 +78,9 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// RFC 8259 string escaping: quotes, backslash and every control character.
+    /// RFC 8259 string escaping: quotes, backslash and every control character, C1
+    /// (U+0080–U+009F: U+009B is a terminal's CSI) included, so a document printed on a
+    /// terminal cannot drive it; `\u` escapes decode to the same text, nothing is lost.
     static func writeString<Out: TextOutputStream>(_ s: String, to out: inout Out) {
         var buf = "\""
         for scalar in s.unicodeScalars {
@@ -88,7 +90,7 @@ public indirect enum JSONValue: Sendable, Equatable {
             case "\n": buf += "\\n"
             case "\r": buf += "\\r"
             case "\t": buf += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0):
                 let hex = String(scalar.value, radix: 16)
                 buf += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: buf.unicodeScalars.append(scalar)

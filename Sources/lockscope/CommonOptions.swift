@@ -116,11 +116,28 @@ func resolveTargets(_ arguments: [String]) throws -> [Target] {
     var targets: [Target] = []
     for a in arguments {
         do {
-            let t = try resolver.resolve(a)
+            let t = try resolver.resolve(a, bytes: rawArgumentBytes(for: a))
             if !targets.contains(where: { $0.file == t.file }) { targets.append(t) }
         } catch {
             throw fail(error)
         }
     }
     return targets
+}
+
+/// The exact bytes of the command-line argument that `argument` was decoded from.
+/// `CommandLine.arguments` replaces invalid UTF-8 with U+FFFD, so a file named
+/// `bad\xff.lock` would be looked up as `bad\u{FFFD}.lock`; the raw argv has the name.
+func rawArgumentBytes(for argument: String) -> [UInt8]? {
+    for i in 1..<Int(CommandLine.argc) {
+        guard let raw = CommandLine.unsafeArgv[i] else { continue }
+        let bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw)))
+        if String(decoding: bytes, as: UTF8.self) == argument { return bytes }
+        // `--path=FILE` arrives as one word.
+        if let eq = bytes.firstIndex(of: UInt8(ascii: "=")), bytes.first == UInt8(ascii: "-"),
+           String(decoding: bytes[(eq + 1)...], as: UTF8.self) == argument {
+            return Array(bytes[(eq + 1)...])
+        }
+    }
+    return nil
 }

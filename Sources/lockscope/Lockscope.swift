@@ -1,4 +1,8 @@
 import ArgumentParser
+import LockscopeCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Lockscope: ParsableCommand {
@@ -21,4 +25,23 @@ struct Lockscope: ParsableCommand {
         version: "0.1.0",
         subcommands: Lockscope.allSubcommands
     )
+
+    /// ArgumentParser's own `main()`, except that every message it prints (usage errors
+    /// echo the bad value: `--pid $'\e[2J'`) goes through the same escaping as file names,
+    /// line by line, so no argument can move the cursor or ring the bell.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                let safe = message.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { terminalSafe(String($0)) }.joined(separator: "\n")
+                fputs(safe.hasSuffix("\n") ? safe : safe + "\n", code == .success ? stdout : stderr)
+            }
+            Glibc.exit(code.rawValue)
+        }
+    }
 }
