@@ -78,7 +78,7 @@ public struct StatFields: Sendable, Hashable {
             guard b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9") else { return nil }
             v = v &* 10 &+ Int64(b[i] - UInt8(ascii: "0"))
         }
-        return negative ? -v : v
+        return negative ? 0 &- v : v  // wrapping: -Int64.min traps, and a fixture may hold any digits
     }
 }
 

@@ -36,8 +36,9 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertGreaterThan(n, 100, "Fuzz/corpus/ is made by scripts/fuzz-seeds from the fixtures")
     }
 
-    /// The two crashes, spelled out: a decimal syscall number or thread count past
-    /// Int.max, and a `)` before the `(` of comm.
+    /// The crashes, spelled out: a decimal syscall number or thread count past
+    /// Int.max, and a `)` before the `(` of comm
+    /// (Fuzz/regressions/rawstat also holds a negative field of exactly Int64.min).
     func testOverflowingNumbersAndMisplacedParentheses() {
         let inputs: [(FuzzTarget, String)] = [
             (.rawsyscall, "99999999999999999999 0 0 0 0 0 0 0 0\n"),
