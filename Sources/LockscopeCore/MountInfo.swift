@@ -6,6 +6,8 @@ public struct MountEntry: Sendable, Hashable {
     public var id: Int
     public var major: UInt32
     public var minor: UInt32
+    /// The directory of the filesystem this mount shows (`/` for a whole filesystem).
+    public var root: String
     /// Where it is mounted, unescaped, as seen from the reading process's root.
     public var mountPoint: String
     public var fstype: String
@@ -34,7 +36,8 @@ public enum MountInfo {
                   let dash = fields.firstIndex(of: "-"), dash >= 6, dash + 1 < fields.count else { continue }
             let dev = fields[2].split(separator: ":")
             guard dev.count == 2, let ma = UInt32(dev[0]), let mi = UInt32(dev[1]) else { continue }
-            out.append(MountEntry(id: id, major: ma, minor: mi, mountPoint: unescape(fields[4]), fstype: String(fields[dash + 1])))
+            out.append(MountEntry(id: id, major: ma, minor: mi, root: unescape(fields[3]), mountPoint: unescape(fields[4]),
+                                  fstype: String(fields[dash + 1])))
         }
         return out
     }
@@ -52,7 +55,7 @@ public enum MountInfo {
     }
 
     /// `\040` → space (octal escapes of `seq_path`/`mangle()`); anything else stays.
-    static func unescape(_ field: Substring) -> String {
+    public static func unescape(_ field: Substring) -> String {
         var bytes: [UInt8] = []
         let u = Array(field.utf8)
         var i = 0

@@ -6,44 +6,10 @@
 /// ROOT is the directory of the filesystem that is mounted, MOUNT_POINT is relative
 /// to the process's root; spaces, tabs, newlines and backslashes are octal-escaped
 /// (fs/proc_namespace.c `show_mountinfo()`, `mangle()`).
-public struct MountEntry: Sendable, Hashable {
-    public var id: Int
-    public var major: UInt32
-    public var minor: UInt32
-    /// The directory of the filesystem this mount shows (`/` for a whole filesystem).
-    public var root: String
-    public var mountPoint: String
-}
-
 public enum MountView {
+    /// The mounts of one mountinfo text by mount id (parsed by `MountInfo`, the one parser).
     public static func parse(_ text: String) -> [Int: MountEntry] {
-        var out: [Int: MountEntry] = [:]
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: " ")
-            guard f.count >= 5, let id = Int(f[0]) else { continue }
-            let dev = f[2].split(separator: ":")
-            guard dev.count == 2, let ma = UInt32(dev[0]), let mi = UInt32(dev[1]) else { continue }
-            out[id] = MountEntry(id: id, major: ma, minor: mi, root: unmangle(f[3]), mountPoint: unmangle(f[4]))
-        }
-        return out
-    }
-
-    /// `\040` → space (and any other 3-digit octal escape).
-    static func unmangle(_ s: Substring) -> String {
-        guard s.contains("\\") else { return String(s) }
-        var bytes: [UInt8] = []
-        let u = Array(s.utf8)
-        var i = 0
-        while i < u.count {
-            if u[i] == 92, i + 4 <= u.count, u[(i + 1)..<(i + 4)].allSatisfy({ $0 >= 48 && $0 <= 55 }) {
-                bytes.append(u[(i + 1)..<(i + 4)].reduce(0) { $0 &* 8 &+ ($1 - 48) })
-                i += 4
-            } else {
-                bytes.append(u[i])
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        Dictionary(MountInfo.parse(text).map { ($0.id, $0) }, uniquingKeysWith: { _, later in later })
     }
 
     /// `/a/b` under `/a` → `/b`; nil when `path` is not under `prefix`.

@@ -31,35 +31,9 @@ public enum TracefsSource: Sendable, Equatable {
     /// escapes; the filesystem type follows the ` - ` separator). tracefs wins
     /// over debugfs's `tracing` directory. Pure.
     public static func discover(mountinfo: String) -> String? {
-        var debugfs: String?
-        for line in mountinfo.split(separator: "\n") {
-            let words = line.split(separator: " ")
-            guard let dash = words.firstIndex(of: "-"), dash >= 5, dash + 1 < words.count else { continue }
-            let before = words[..<dash]
-            let fstype = words[dash + 1]
-            let mountPoint = unescapeMountinfo(before[4])
-            if fstype == "tracefs" { return mountPoint }
-            if fstype == "debugfs", debugfs == nil { debugfs = mountPoint + "/tracing" }
-        }
-        return debugfs
-    }
-
-    static func unescapeMountinfo(_ s: Substring) -> String {
-        guard s.contains("\\") else { return String(s) }
-        var out: [UInt8] = []
-        let b = Array(s.utf8)
-        var i = 0
-        while i < b.count {
-            if b[i] == UInt8(ascii: "\\"), i + 3 < b.count,
-               let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v)
-                i += 4
-            } else {
-                out.append(b[i])
-                i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        let mounts = MountInfo.parse(mountinfo)
+        if let tracefs = mounts.first(where: { $0.fstype == "tracefs" }) { return tracefs.mountPoint }
+        return mounts.first { $0.fstype == "debugfs" }.map { $0.mountPoint + "/tracing" }
     }
 
     /// The source to use on this machine: a mounted tracefs if /proc/self/mountinfo

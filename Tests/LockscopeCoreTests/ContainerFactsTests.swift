@@ -94,7 +94,7 @@ final class MountViewTests: XCTestCase {
         // The file lies outside what their mount shows.
         let narrow = MountView.parse("700 1 254:0 /home /home rw - ext4 /dev/vda1 rw\n")
         XCTAssertNil(MountView.path(ours: "/etc/passwd", ourMounts: host, theirMounts: narrow, theirMountId: 700))
-        XCTAssertEqual(MountView.unmangle("a\\040b\\134c\\012"), "a b\\c\n")
-        XCTAssertEqual(MountView.unmangle("trail\\04"), "trail\\04")
+        XCTAssertEqual(MountInfo.unescape("a\\040b\\134c\\012"), "a b\\c\n")
+        XCTAssertEqual(MountInfo.unescape("trail\\04"), "trail\\04")
     }
 }
