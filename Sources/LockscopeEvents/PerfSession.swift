@@ -163,7 +163,7 @@ public final class PerfSession {
             case .task(let pid, _): tasks = [pid]
             case .tasks(let pids, _): tasks = pids
             }
-            for task in tasks { for id in tracepointIds {
+            taskLoop: for task in tasks { for id in tracepointIds {
                 let fd: Int32
                 switch target {
                 case .systemWide: fd = cls_perf_tracepoint_open(id, Int32(cpu), -1, wakeup)
@@ -172,6 +172,9 @@ public final class PerfSession {
                 }
                 if fd < 0 {
                     let e = Errno(rawValue: errno)
+                    // A thread of the target exited between being listed and being opened:
+                    // it has nothing left to trace (perf_event_open finds no task: ESRCH).
+                    if case .tasks = target, e == .noSuchProcess { continue taskLoop }
                     cleanup()
                     let name = names[id] ?? "tracepoint \(id)"
                     if e == .permissionDenied || e == .notPermitted {
