@@ -16,6 +16,8 @@ public protocol LockEventRecorder: Sendable {
     func recordFailedAttempt(file: FileIdentity?, path: String?)
     /// The source started (true) or stopped (false); `lockscope_events_available` follows it.
     func setAvailable(_ available: Bool)
+    /// Events the kernel dropped since the source started (ring full): a running total.
+    func setLostEvents(_ total: UInt64)
 }
 
 /// The event-derived metrics, kept for the exporter's lifetime (counters only grow):
@@ -33,14 +35,52 @@ public final class EventMetrics: LockEventRecorder, Sendable {
     struct State {
         var admitted = Set<String>()
         var available = false
+        /// Paths snapshots found for lock identities (`learnPaths`), so an event, which
+        /// carries only device and inode, is counted under the path the gauges use.
+        var paths: [FileIdentity: String] = [:]
+        var lost: UInt64 = 0
     }
+    /// At most this many identity→path entries are remembered; past it, those whose
+    /// path never became a label are forgotten (a box locking ever-new temp files).
+    static let maxKnownPaths = 4096
     let state = Mutex(State())
 
     public init(maxPaths: Int) { self.maxPaths = maxPaths }
 
     public var available: Bool { state.withLock { $0.available } }
 
-    public func setAvailable(_ available: Bool) { state.withLock { $0.available = available } }
+    public func setAvailable(_ available: Bool) {
+        state.withLock { $0.available = available }
+        // The counter exists (at 0) from the moment a source runs.
+        if available { lostCounter.increment(by: Int64(0)) }
+    }
+
+    var lostCounter: Counter { registry.makeCounter(descriptor: MetricName.descriptor(MetricName.lostEvents)) }
+
+    public func setLostEvents(_ total: UInt64) {
+        let delta = state.withLock { s -> UInt64 in
+            guard total > s.lost else { return 0 }
+            defer { s.lost = total }
+            return total - s.lost
+        }
+        if delta > 0 { lostCounter.increment(by: Int64(clamping: delta)) }
+    }
+
+    /// Remembers the paths a snapshot names for the locks it saw (the holders'
+    /// descriptors name them; see `Collector`). Costs nothing extra: the snapshot
+    /// has already been read.
+    public func learnPaths(_ report: LockReport) {
+        state.withLock { s in
+            for l in report.locks {
+                guard let file = l.file, let path = l.path, !path.isEmpty else { continue }
+                s.paths[file] = path
+            }
+            if s.paths.count > Self.maxKnownPaths {
+                let admitted = s.admitted
+                s.paths = s.paths.filter { admitted.contains(terminalSafe($0.value)) }
+            }
+        }
+    }
 
     public func recordAcquisition(file: FileIdentity?, path: String?, waitedSeconds: Double) {
         let label = self.label(file: file, path: path)
@@ -56,9 +96,11 @@ public final class EventMetrics: LockEventRecorder, Sendable {
 
     /// The same label rule as the snapshot gauges, with the lifetime cap.
     func label(file: FileIdentity?, path: String?) -> String {
-        let candidate: String
-        if let path, !path.isEmpty { candidate = terminalSafe(path) } else { candidate = file?.description ?? LockMetrics.unknownReason }
         return state.withLock { s in
+            let candidate: String
+            if let path, !path.isEmpty { candidate = terminalSafe(path) }
+            else if let file, let known = s.paths[file] { candidate = terminalSafe(known) }
+            else { candidate = file?.description ?? LockMetrics.unknownReason }
             if s.admitted.contains(candidate) { return candidate }
             if s.admitted.count < maxPaths { s.admitted.insert(candidate); return candidate }
             return LockMetrics.otherPath

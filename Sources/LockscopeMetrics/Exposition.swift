@@ -77,6 +77,7 @@ public enum MetricName {
     public static let waitSeconds = "lockscope_lock_wait_seconds"
     public static let acquisitions = "lockscope_lock_acquisitions_total"
     public static let failedAttempts = "lockscope_lock_failed_attempts_total"
+    public static let lostEvents = "lockscope_lost_events_total"
 
     static let help: [String: String] = [
         locks: "Granted file locks in /proc/locks, by kind.",
@@ -90,6 +91,7 @@ public enum MetricName {
         waitSeconds: "Seconds each granted lock request waited, from kernel lock events.",
         acquisitions: "Lock requests granted, from kernel lock events.",
         failedAttempts: "Non-blocking lock attempts refused (EAGAIN/EWOULDBLOCK), from kernel lock events.",
+        lostEvents: "Kernel lock events dropped because the exporter's perf ring buffers were full (the counters above undercount by up to this many).",
     ]
 
     /// The unit suffixes (Prometheus naming: base units, `_total` for counters).

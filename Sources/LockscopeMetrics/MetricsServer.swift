@@ -173,6 +173,7 @@ actor ExpositionCache {
                 self.firstSeen = seen
                 return held
             }
+            events.learnPaths(result.report)
             let status = ExporterStatus(scrapeDurationSeconds: Self.seconds(ContinuousClock.now - start), scrapeErrors: errors,
                                         eventsAvailable: events.available)
             return Exposition(metrics: result.metrics, findings: result.findings, status: status, events: events)

@@ -147,6 +147,32 @@ final class ExpositionTests: XCTestCase {
         XCTAssertEqual(samples(text, "lockscope_events_available"), ["lockscope_events_available 1.0"])
     }
 
+    /// An event names a file by identity: the path a snapshot learned for it labels
+    /// the series, an unknown one falls back to MAJ:MIN:INODE, both under the cap;
+    /// lost events are a running total turned into a counter.
+    func testEventMetricsTakePathsFromSnapshotsAndCountLostEvents() {
+        let events = EventMetrics(maxPaths: 2)
+        events.setAvailable(true)
+        let known = FileIdentity(major: 0xfe, minor: 0, inode: 7), unknown = FileIdentity(major: 0xfe, minor: 0, inode: 8)
+        events.learnPaths(LockReport(locks: [Self.lock("/var/lock/x\"y", inode: 7, waiters: 1), Self.lock(nil, inode: 8, waiters: 0)]))
+        events.recordAcquisition(file: known, path: nil, waitedSeconds: 0)
+        events.recordAcquisition(file: unknown, path: nil, waitedSeconds: 0)
+        events.recordAcquisition(file: FileIdentity(major: 0xfe, minor: 0, inode: 9), path: nil, waitedSeconds: 0)
+        events.setLostEvents(3)
+        events.setLostEvents(3)
+        events.setLostEvents(5)
+        let e = Exposition(metrics: nil, findings: nil,
+                           status: ExporterStatus(scrapeDurationSeconds: 0, scrapeErrors: 0, eventsAvailable: events.available),
+                           events: events)
+        let text = String(decoding: e.render(.text), as: UTF8.self)
+        XCTAssertEqual(samples(text, "lockscope_lock_acquisitions_total").sorted(), [
+            #"lockscope_lock_acquisitions_total{path="/var/lock/x\"y"} 1"#,
+            #"lockscope_lock_acquisitions_total{path="fe:00:8"} 1"#,
+            #"lockscope_lock_acquisitions_total{path="other"} 1"#,
+        ])
+        XCTAssertEqual(samples(text, "lockscope_lost_events_total"), ["lockscope_lost_events_total 5"])
+    }
+
     func testContentNegotiation() {
         XCTAssertEqual(ExpositionFormat.negotiate(accept: nil), .text)
         XCTAssertEqual(ExpositionFormat.negotiate(accept: "*/*"), .text)
