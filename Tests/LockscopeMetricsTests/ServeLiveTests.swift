@@ -9,7 +9,7 @@ final class ServeLiveTests: XCTestCase {
     func testRoutesNegotiationAndCleanStop() throws {
         try requireExecutable("promtool")
         let dir = try TempDir()
-        let (server, port) = try startServe(dir: dir)
+        let (server, port) = try startServe(["--no-events"], dir: dir)
         defer { server.stop() }
 
         let index = try HTTP.get(port: port, "/")
@@ -37,6 +37,8 @@ final class ServeLiveTests: XCTestCase {
 
         XCTAssertEqual(server.stop(), 0, "SIGTERM is a clean stop: \(server.output)")
         XCTAssertFalse(server.output.contains("ERROR"), server.output)
+        XCTAssertEqual(server.output.components(separatedBy: "lock events unavailable: --no-events; serving snapshot gauges only").count, 2,
+                       "said once: \(server.output)")
     }
 
     func testSigintStopsCleanlyWithAClientConnected() throws {

@@ -1,0 +1,100 @@
+import Dispatch
+import LockscopeCore
+import LockscopeEvents
+import LockscopeMetrics
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve`'s kernel lock-event feed: the `watch` event source (perf on the filelock
+/// and sched tracepoints; nothing is written to tracefs) run on a thread of its own for
+/// the server's lifetime, each lock operation pushed into `EventMetrics`.
+final class ServeEventFeed: Sendable {
+    let recorder: any LockEventRecorder
+    let stopRequested = Atomic<Bool>(false)
+    let finished = DispatchSemaphore(value: 0)
+
+    /// The aggregator is replaced once it tracks this many locks or processes, so a
+    /// server that runs for months stays small (`watch` keeps every lock it saw). A wait
+    /// in progress across a reset is counted as an acquisition that did not wait.
+    static let maxLocks = 1024
+    static let maxProcesses = 32_768
+
+    init(recorder: any LockEventRecorder) { self.recorder = recorder }
+
+    /// Opens and enables the events on the feed's thread, then keeps draining them
+    /// until `stop()`. Returns nil once they run, or why they cannot (not root, no
+    /// filelock tracepoints, perf refused): the exporter then serves snapshots only.
+    func start() -> String? {
+        guard geteuid() == 0 else {
+            return "not root (perf_event_open on the filelock tracepoints needs root or CAP_PERFMON)"
+        }
+        let opened = Mutex<String??>(nil)  // .some(nil): running; .some(reason): failed
+        let ready = DispatchSemaphore(value: 0)
+        DispatchQueue(label: "lockscope.serve.events").async {
+            // The source is created, used and closed on this thread only.
+            let source: LockEventSource
+            do throws(EventsError) {
+                source = try LockEventSource()
+                try source.enable()
+            } catch {
+                opened.withLock { $0 = .some(terminalSafe(error.description)) }
+                ready.signal()
+                self.finished.signal()
+                return
+            }
+            self.recorder.setAvailable(true)
+            opened.withLock { $0 = .some(nil) }
+            ready.signal()
+            self.run(source)
+        }
+        ready.wait()
+        return opened.withLock { $0 ?? "the event source did not start" }
+    }
+
+    func run(_ source: LockEventSource) {
+        var aggregator = LockAggregator()
+        let recorder = self.recorder
+        func handle(_ e: KernelEvent) {
+            if let op = aggregator.apply(e) { Self.record(op, into: recorder) }
+        }
+        while !stopRequested.load(ordering: .acquiring) {
+            _ = source.wait(timeoutMilliseconds: 100)
+            source.drain(handle)
+            recorder.setLostEvents(source.lostEvents)
+            if aggregator.locks.count >= Self.maxLocks || aggregator.processes.count >= Self.maxProcesses {
+                aggregator = LockAggregator()
+            }
+        }
+        source.session.disable()
+        source.drain(everything: true, handle)
+        recorder.setLostEvents(source.lostEvents)
+        source.close()
+        recorder.setAvailable(false)
+        finished.signal()
+    }
+
+    /// What one lock operation adds to the metrics: a grant (at once, or after a
+    /// wait) is an acquisition with its wait; a request refused with EAGAIN
+    /// (`LOCK_NB`, `F_SETLK`) is a failed attempt. Queues, releases and abandoned
+    /// waits add nothing. The path comes from what snapshots learned (`learnPaths`).
+    static func record(_ op: LockOperation, into recorder: any LockEventRecorder) {
+        switch op.outcome {
+        case .acquired:
+            recorder.recordAcquisition(file: op.lock.file, path: nil, waitedSeconds: 0)
+        case .granted:
+            recorder.recordAcquisition(file: op.lock.file, path: nil, waitedSeconds: Double(op.waited ?? 0) / 1e9)
+        case .failed(let errno) where errno == EAGAIN:
+            recorder.recordFailedAttempt(file: op.lock.file, path: nil)
+        case .failed, .queued, .abandoned, .released:
+            break
+        }
+    }
+
+    /// Stops the feed and waits until its perf descriptors are closed.
+    func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        finished.wait()
+    }
+}
