@@ -20,6 +20,12 @@ final class ServeEventFeed: Sendable {
     /// in progress across a reset is counted as an acquisition that did not wait.
     static let maxLocks = 1024
     static let maxProcesses = 32_768
+    /// How often the rings are drained (sooner when a ring is a quarter full): a
+    /// scrape's counters are at most this stale. Each wake-up costs CPU on a busy
+    /// box (every fork, exec and exit is an event), so not `watch`'s 100 ms.
+    static let drainMilliseconds: Int32 = 500
+    /// 1 MiB per CPU (watch: 4 MiB): at 500 ms that holds bursts of ~10k events per CPU.
+    static let ringPages = 256
 
     init(recorder: any LockEventRecorder) { self.recorder = recorder }
 
@@ -36,7 +42,7 @@ final class ServeEventFeed: Sendable {
             // The source is created, used and closed on this thread only.
             let source: LockEventSource
             do throws(EventsError) {
-                source = try LockEventSource()
+                source = try LockEventSource(pages: Self.ringPages)
                 try source.enable()
             } catch {
                 opened.withLock { $0 = .some(terminalSafe(error.description)) }
@@ -60,7 +66,7 @@ final class ServeEventFeed: Sendable {
             if let op = aggregator.apply(e) { Self.record(op, into: recorder) }
         }
         while !stopRequested.load(ordering: .acquiring) {
-            _ = source.wait(timeoutMilliseconds: 100)
+            _ = source.wait(timeoutMilliseconds: Self.drainMilliseconds)
             source.drain(handle)
             recorder.setLostEvents(source.lostEvents)
             if aggregator.locks.count >= Self.maxLocks || aggregator.processes.count >= Self.maxProcesses {
