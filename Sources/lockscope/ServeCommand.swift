@@ -61,9 +61,6 @@ struct Serve: ParsableCommand {
             unavailable = f.start()
             if unavailable == nil { feed = f }
         }
-        if let unavailable {
-            writeError("lockscope: lock events unavailable: \(unavailable); serving snapshot gauges only (lockscope_events_available 0)")
-        }
         // Stopped after the server: its descriptors closed, nothing left enabled.
         defer { feed?.stop() }
         let server = MetricsServer(options: options, collector: exposition.collector, events: events)
@@ -74,6 +71,10 @@ struct Serve: ParsableCommand {
                 try await server.run { bound in
                     fputs("lockscope: serving http://\(bound)/metrics\n", stdout)
                     fflush(stdout)
+                    // Once listening, so a bind failure stays the one line on stderr.
+                    if let unavailable {
+                        writeError("lockscope: lock events unavailable: \(unavailable); serving snapshot gauges only (lockscope_events_available 0)")
+                    }
                 }
             } catch {
                 outcome.withLock { $0 = String(describing: error) }
