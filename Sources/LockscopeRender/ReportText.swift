@@ -29,7 +29,7 @@ public struct ReportText {
             for (i, l) in locks.enumerated() {
                 out.append("  " + lockSummary(l) + waitSummary(l, openers: openers))
                 if i == 0 { out += protocolLines(idx[l.file], r) }
-                if let note = ownerNote(l) { out.append("  " + style.yellow(note)) }
+                if let note = ownerNote(l) { out += style.wrap("  " + note, indent: "    ").map(style.yellow) }
                 var table = Table(headers: ["ROLE", "PID", "FD", "USER", "ST", "AGE", "IN", "COMMAND"], rightAligned: [1, 2])
                 for h in l.holders {
                     let p = h.process
@@ -51,7 +51,8 @@ public struct ReportText {
             out.append(heading(t))
             body(t, r.locks.filter { $0.file == t.file }, r.openers.filter { $0.file == t.file }, &out)
         }
-        return out + coverageNote(r.coverage)
+        // No line wider than the terminal, whatever built it.
+        return (out + coverageNote(r.coverage)).map(style.fit)
     }
 
     // MARK: waiters
@@ -131,22 +132,10 @@ public struct ReportText {
 
     // MARK: list
 
-    public func list(_ r: LockReport, showHolders: Bool) -> [String] {
-        var headers = ["KIND", "ACCESS", "START", "END", "PID", "COMMAND", "WAITERS"]
-        if showHolders { headers.append("HOLDERS") }
-        headers.append("PATH")
-        var table = Table(headers: headers, rightAligned: [2, 4, 6])
-        for l in r.locks {
-            let owner = l.holders.first(where: { $0.isOwner }) ?? l.holders.first
-            var row = [l.kind.rawValue, l.access.rawValue, "\(l.start)", l.end.map(String.init) ?? "EOF",
-                       l.kernelPid == -1 ? (owner.map { "\($0.pid)" } ?? "-1") : "\(l.kernelPid)",
-                       terminalSafe(owner?.process?.comm ?? statusWord(l)), "\(l.waiters.count)"]
-            if showHolders { row.append(l.holders.map { "\($0.pid)" }.joined(separator: ",")) }
-            row.append(l.path.map(terminalSafe) ?? l.file.map { $0.description } ?? "-")
-            table.add(row)
-        }
+    /// `list`: the chosen columns (ListColumns) of each row, then the coverage note.
+    public func list(_ r: LockReport, rows: [ListRow], columns: [ListColumn], context: ColumnContext, layout: ColumnLayout) -> [String] {
         if r.locks.isEmpty { return ["no locks"] + coverageNote(r.coverage) }
-        return table.render(style: style, indent: "") + coverageNote(r.coverage)
+        return renderColumns(rows, columns: columns, context: context, layout: layout, style: style) + coverageNote(r.coverage)
     }
 
     // MARK: pieces
@@ -177,16 +166,6 @@ public struct ReportText {
         case .invisible: return "the owner is not visible from this pid namespace (pid 0 in /proc/locks)"
         case .unknown: return l.holders.isEmpty ? "could not inspect the owner's descriptors" : nil
         case .alive: return nil
-        }
-    }
-
-    func statusWord(_ l: LockEntry) -> String {
-        switch l.ownerStatus {
-        case .gone: return "(exited)"
-        case .reused: return "(pid reused)"
-        case .ofd: return "(OFD)"
-        case .invisible: return "(other ns)"
-        default: return "?"
         }
     }
 
@@ -245,6 +224,6 @@ public struct ReportText {
         let advice = geteuid() == 0
             ? "permission denied even as root (protected or in another user namespace)"
             : "permission denied — run as root for a complete answer"
-        return [style.yellow("note: \(n) could not be inspected: \(advice)")]
+        return style.wrap("note: \(n) could not be inspected: \(advice)", indent: "  ").map(style.yellow)
     }
 }

@@ -22,7 +22,11 @@ public struct Style: Sendable {
         let noColor = getenv("NO_COLOR").map { $0.pointee != 0 } ?? false
         let term = getenv("TERM").map { String(cString: $0) }
         var width: Int? = nil
-        if tty {
+        // COLUMNS, when set, is the width even through a pipe (as util-linux's
+        // get_terminal_width() reads it first): tests and `watch` pin a width that way.
+        if let c = getenv("COLUMNS").flatMap({ Int(String(cString: $0)) }), c > 0 {
+            width = c
+        } else if tty {
             var ws = winsize()
             if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_col > 0 { width = Int(ws.ws_col) } else { width = 80 }
         }
@@ -36,10 +40,46 @@ public struct Style: Sendable {
     public func green(_ s: String) -> String { sgr("32", s) }
     public func dim(_ s: String) -> String { sgr("2", s) }
 
-    /// Cuts a line to the terminal width (counting characters; escapes are added after cutting).
+    /// Cuts a line to the terminal width, counting what the terminal shows: SGR colour
+    /// sequences take no column and are never cut in half (a reset closes a cut line).
     public func fit(_ line: String) -> String {
-        guard let w = width, line.count > w, w > 1 else { return line }
-        return String(line.prefix(w - 1)) + "…"
+        guard let w = width, w > 1, visibleWidth(line) > w else { return line }
+        var out = ""
+        var shown = 0
+        var inEscape = false
+        for ch in line {
+            if inEscape { out.append(ch); if ch == "m" { inEscape = false }; continue }
+            if ch == "\u{1b}" { inEscape = true; out.append(ch); continue }
+            if shown == w - 1 { break }
+            out.append(ch)
+            shown += 1
+        }
+        return out + "…" + (color && out.contains("\u{1b}") ? "\u{1b}[0m" : "")
+    }
+
+    /// Word-wraps a note to the terminal width; continuation lines start with `indent`.
+    /// Words longer than a line are cut by `fit`. Unbounded output is one line.
+    public func wrap(_ text: String, indent: String = "  ") -> [String] {
+        guard let w = width, visibleWidth(text) > w else { return [text] }
+        var lines: [String] = []
+        var current = ""
+        var currentWidth = 0
+        let lead = text.prefix { $0 == " " }
+        for word in text.dropFirst(lead.count).split(separator: " ", omittingEmptySubsequences: false) {
+            let ww = visibleWidth(String(word))
+            let prefix = lines.isEmpty && current.isEmpty ? String(lead) : (current.isEmpty ? indent : "")
+            let sep = current.isEmpty ? "" : " "
+            if !current.isEmpty && currentWidth + 1 + ww > w {
+                lines.append(current)
+                current = indent + word
+                currentWidth = indent.count + ww
+            } else {
+                current += prefix + sep + word
+                currentWidth += prefix.count + sep.count + ww
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines.map(fit)
     }
 }
 
@@ -72,4 +112,16 @@ public struct Table {
         }
         return [line(headers, header: true)] + rows.map { line($0, header: false) }
     }
+}
+
+/// Columns a line takes on a terminal: characters, less SGR escape sequences.
+public func visibleWidth(_ s: String) -> Int {
+    var n = 0
+    var inEscape = false
+    for ch in s {
+        if inEscape { if ch == "m" { inEscape = false }; continue }
+        if ch == "\u{1b}" { inEscape = true; continue }
+        n += 1
+    }
+    return n
 }
