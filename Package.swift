@@ -103,7 +103,7 @@ let package = Package(
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender", "LockscopeDemo",
                 "LockscopeMetrics",
-                "LockscopeEvents",
+                "LockscopeEvents", "LockscopeTestbed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The release binary is fully static (libc included): one file to copy onto a
@@ -118,8 +118,14 @@ let package = Package(
                 .linkedLibrary("_FoundationCShims", staticRelease),
             ]
         ),
+        // The testbed's steps, run by `lockscope-testbed` (tests) and by the hidden
+        // `lockscope __testbed` (the demo, so the release binary is the only file needed).
+        .target(
+            name: "LockscopeTestbed"
+        ),
         .executableTarget(
-            name: "lockscope-testbed"
+            name: "lockscope-testbed",
+            dependencies: ["LockscopeTestbed"]
         ),
         // Spawning and cleaning up testbed processes for live tests (not shipped).
         .target(

@@ -8,7 +8,7 @@ import SystemPackage
 /// `lockscope demo`: reproduces the xtables incident on this machine, using only
 /// its own temporary directory, loopback addresses and child processes.
 ///
-/// 1. `DIR/xtables.lock`, and `DIR/bin/iptables` → lockscope-testbed (so the
+/// 1. `DIR/xtables.lock`, and `DIR/bin/iptables` → the testbed binary (so the
 ///    processes are named like the incident's).
 /// 2. The namespace helper (`lockscope demo --holder-namespace DIR …`, see `DemoHolder`):
 ///    a private mount namespace where `DIR/resolv.conf` — three blackhole
@@ -57,7 +57,9 @@ public final class DemoRunner {
     /// argv prefix that runs the namespace helper, e.g. `[/proc/self/exe, "demo"]` (the
     /// runner adds `--holder-namespace DIR --mode M --nameservers N --timeout T --attempts A -- HOLDER…`).
     public let helperCommand: [String]
-    public let testbed: String
+    /// The testbed's command: `[lockscope, "__testbed"]` (the one binary) or
+    /// `[lockscope-testbed]`. Run through a symlink named iptables, its first word's target.
+    public let testbed: [String]
 
     private var dir: String?
     private var helper: (pid: pid_t, stdin: Int32, out: LineReader)?
@@ -65,7 +67,7 @@ public final class DemoRunner {
     private var stopped = 0
     public private(set) var setup: Setup?
 
-    public init(options: Options, helperCommand: [String], testbed: String) {
+    public init(options: Options, helperCommand: [String], testbed: [String]) {
         self.options = options
         self.helperCommand = helperCommand
         self.testbed = testbed
@@ -98,8 +100,8 @@ public final class DemoRunner {
         case .success(let m): mode = m
         case .failure(let e): throw e
         }
-        guard access(testbed, X_OK) == 0 else {
-            throw .environment("lockscope demo needs lockscope-testbed next to lockscope (looked for \(testbed)); build it with `swift build`")
+        guard let exe = testbed.first, access(exe, X_OK) == 0 else {
+            throw .environment("lockscope demo: the testbed \(testbed.first ?? "(none)") is not executable")
         }
         StopSignals.install(catchingSIGPIPE: false)
         do {
@@ -128,7 +130,7 @@ public final class DemoRunner {
         // Name the processes like the incident's: comm comes from the exec'd file name.
         mkdir(dir + "/bin", 0o755)
         let iptables = dir + "/bin/iptables"
-        if symlink(testbed, iptables) != 0 {
+        if symlink(testbed[0], iptables) != 0 {
             throw .environment("lockscope demo: cannot create \(iptables): \(Errno(rawValue: errno).description)")
         }
         if mode == .userNamespace { chmod(dir, 0o755) }
@@ -142,7 +144,7 @@ public final class DemoRunner {
             return c
         }()).perQuerySeconds
         let repeats = max(1, (options.holdSeconds + max(1, perLookup) - 1) / max(1, perLookup))
-        let holderSteps = ["--max-seconds", String(options.maxSeconds), "open:" + lock, "flock:ex"]
+        let holderSteps = Array(testbed.dropFirst()) + ["--max-seconds", String(options.maxSeconds), "open:" + lock, "flock:ex"]
             + Array(repeating: "resolve:" + options.name, count: repeats)
         let helperArgv = helperCommand + ["--holder-namespace", dir, "--mode", mode.rawValue,
                                           "--nameservers", String(options.nameservers),
@@ -175,7 +177,7 @@ public final class DemoRunner {
 
         // The crowd.
         for _ in 0..<options.waiters {
-            let w = try start([iptables, "--max-seconds", String(options.maxSeconds), "open:" + lock, "flock:ex"], stopSignal: SIGKILL)
+            let w = try start([iptables] + testbed.dropFirst() + ["--max-seconds", String(options.maxSeconds), "open:" + lock, "flock:ex"], stopSignal: SIGKILL)
             waiters.append(w)
         }
         for w in waiters {

@@ -82,8 +82,8 @@ struct Demo: ParsableCommand {
             throw (held ? Exit.ok : Exit.notFound).code
         }
         let exe = selfExecutable()
-        let testbed = getenv("LOCKSCOPE_TESTBED").map { String(cString: $0) }
-            ?? (exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/") + "/lockscope-testbed")
+        // The testbed is built into this binary (`lockscope __testbed`): one file is enough.
+        let testbed = getenv("LOCKSCOPE_TESTBED").map { [String(cString: $0)] } ?? [exe, testbedCommand]
         var options = DemoRunner.Options()
         options.waiters = waiters
         options.timeout = timeout

@@ -1,8 +1,13 @@
 import ArgumentParser
 import LockscopeCore
+import LockscopeTestbed
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The hidden first argument that runs the testbed (docs/testbed.md) instead of a
+/// command: the demo re-executes this binary with it, so nothing else needs copying.
+let testbedCommand = "__testbed"
 
 @main
 struct Lockscope: ParsableCommand {
@@ -30,8 +35,10 @@ struct Lockscope: ParsableCommand {
     /// echo the bad value: `--pid $'\e[2J'`) goes through the same escaping as file names,
     /// line by line, so no argument can move the cursor or ring the bell.
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == testbedCommand { testbedMain(Array(arguments.dropFirst())) }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)

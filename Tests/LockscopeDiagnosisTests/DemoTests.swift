@@ -48,7 +48,14 @@ final class DemoTests: XCTestCase {
     func testDemoReproducesTheIncidentAndLeavesNothingBehind() throws {
         try requireRoot("the demo's root mode (a private mount namespace)")
         let before = snapshot()
-        let r = try runCommand([TestBinaries.lockscope, "demo", "--json", "--waiters", "6", "--window", "0.5"], timeout: 60)
+        // The lone binary, copied into an empty directory: the testbed is built in.
+        let lone = try TempDir(prefix: "lockscope-lone.")
+        let exe = lone.file("lockscope")
+        try FileManager.default.copyItem(atPath: TestBinaries.lockscope, toPath: exe)
+        var env = ProcessInfo.processInfo.environment
+        env["LOCKSCOPE_TESTBED"] = nil
+        let r = try runCommand([exe, "demo", "--json", "--waiters", "6", "--window", "0.5"], timeout: 60, environment: env)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: lone.path), ["lockscope"])
         XCTAssertEqual(r.exitCode, 0, r.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let demo = try XCTUnwrap(json["demo"] as? [String: Any])
