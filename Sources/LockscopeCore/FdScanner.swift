@@ -93,6 +93,7 @@ public struct FdScanner: Sendable {
             coverage.descriptorsScanned += r.descriptors
             coverage.processesDenied += r.denied
             coverage.processesVanished += r.vanished
+            coverage.noteDenied(r.deniedPids.map { DeniedProcess(pid: $0) })
         }
         matches.sort { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
         return FdScanResult(matches: matches, coverage: coverage)
@@ -123,6 +124,8 @@ struct ChunkResult {
     var descriptors = 0
     var denied = 0
     var vanished = 0
+    /// The first denied pids (ascending: each chunk walks its pids in order).
+    var deniedPids: [Int32] = []
 }
 
 /// The criterion in the form the inner loop wants: a length filter before memcmp.
@@ -198,7 +201,7 @@ struct ScanWorker {
         let dir = openat(procFd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dir < 0 {
             let e = errno
-            if e == EACCES || e == EPERM { result.denied += 1 } else { result.vanished += 1 }
+            if e == EACCES || e == EPERM { noteDenied(pid) } else { result.vanished += 1 }
             return
         }
         defer { close(dir) }
@@ -207,7 +210,7 @@ struct ScanWorker {
             let n = cls_getdents64(dir, dents, 32768)
             if n < 0 {
                 // EACCES here means the fd table is protected (ptrace access mode check).
-                if errno == EACCES || errno == EPERM { denied() }
+                if errno == EACCES || errno == EPERM { denied(pid) }
                 return
             }
             if n == 0 { break }
@@ -224,7 +227,7 @@ struct ScanWorker {
                     if len <= 0 {
                         // The fd table may be listable while the links are not (ptrace
                         // access check on each link): count the process once, stop here.
-                        if len < 0 && (errno == EACCES || errno == EPERM) { denied(); return }
+                        if len < 0 && (errno == EACCES || errno == EPERM) { denied(pid); return }
                         continue
                     }
                     if let target = matcher.matchLink(UnsafeRawPointer(link), len),
@@ -235,7 +238,7 @@ struct ScanWorker {
                     switch matcher.matchOpenFile(pid: pid, fd: Int32(truncatingIfNeeded: fd)) {
                     case .match(let target):
                         result.matches.append(FdMatch(pid: pid, fd: Int32(truncatingIfNeeded: fd), target: target))
-                    case .denied: denied(); return
+                    case .denied: denied(pid); return
                     case .noMatch: continue
                     }
                 }
@@ -243,9 +246,14 @@ struct ScanWorker {
         }
     }
 
-    mutating func denied() {
-        result.denied += 1
+    mutating func denied(_ pid: Int32) {
+        noteDenied(pid)
         result.processes -= 1
+    }
+
+    mutating func noteDenied(_ pid: Int32) {
+        result.denied += 1
+        if result.deniedPids.count < ScanCoverage.deniedListLimit { result.deniedPids.append(pid) }
     }
 
     /// Writes "PID/fd\0" into `path` without allocating a String.

@@ -117,6 +117,16 @@ public struct LockScanner: Sendable {
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
             resolvedTargets[i].path = index.byFile[resolvedTargets[i].file]?.first.flatMap { open[$0].link }
         }
+        // comm is world-readable even where the descriptors are not: the note names them.
+        for i in coverage.denied.indices {
+            let pid = coverage.denied[i].pid
+            if let text = try? proc.readText("\(pid)/comm") {
+                coverage.denied[i].comm = String(text.prefix { $0 != "\n" })
+            } else if let stat = try? proc.readText("\(pid)/stat"),
+                      let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")"), open < close {
+                coverage.denied[i].comm = String(stat[stat.index(after: open)..<close])  // "1234 (comm) S …"
+            }
+        }
         return LockReport(targets: resolvedTargets, locks: entries, openers: openers, coverage: coverage,
                           observerPidNamespace: try? proc.readLink("self/ns/pid"))
     }
@@ -130,7 +140,9 @@ public struct LockScanner: Sendable {
         for pid in ownerPids.sorted() {
             switch inspector.lockedFds(of: pid, files: files) {
             case .gone: coverage.processesVanished += 1
-            case .denied: coverage.processesDenied += 1
+            case .denied:
+                coverage.processesDenied += 1
+                coverage.noteDenied([DeniedProcess(pid: pid)])
             case .fds(let fds):
                 coverage.processesScanned += 1
                 for f in fds {

@@ -243,6 +243,11 @@ public struct ScanCoverage: Sendable, Hashable {
     public var processesDenied: Int = 0
     /// Processes that vanished while we looked (not an error).
     public var processesVanished: Int = 0
+    /// The lowest pids among the denied ones, at most `deniedListLimit`, ascending,
+    /// with their `comm` once `LockScanner` has read it: the note names them when few.
+    public var denied: [DeniedProcess] = []
+
+    public static let deniedListLimit = 16
 
     public init() {}
 
@@ -251,6 +256,28 @@ public struct ScanCoverage: Sendable, Hashable {
         descriptorsScanned += other.descriptorsScanned
         processesDenied += other.processesDenied
         processesVanished += other.processesVanished
+        noteDenied(other.denied)
+    }
+
+    /// Keeps the lowest `deniedListLimit` pids of both lists (each list holds its own
+    /// lowest, so the union's lowest are exact).
+    public mutating func noteDenied(_ more: [DeniedProcess]) {
+        guard !more.isEmpty else { return }
+        var seen = Set<Int32>()
+        denied = (denied + more).sorted { $0.pid < $1.pid }.filter { seen.insert($0.pid).inserted }
+        if denied.count > Self.deniedListLimit { denied.removeLast(denied.count - Self.deniedListLimit) }
+    }
+}
+
+/// A process whose descriptors could not be read.
+public struct DeniedProcess: Sendable, Hashable {
+    public var pid: Int32
+    /// `/proc/PID/comm`, readable by everyone; nil if it vanished.
+    public var comm: String?
+
+    public init(pid: Int32, comm: String? = nil) {
+        self.pid = pid
+        self.comm = comm
     }
 }
 

@@ -169,6 +169,8 @@ public struct ReportJSON {
             ("descriptors_scanned", .int(Int64(c.descriptorsScanned))),
             ("processes_denied", .int(Int64(c.processesDenied))),
             ("processes_vanished", .int(Int64(c.processesVanished))),
+            // The lowest denied pids, at most 16 (processes_denied counts them all).
+            ("denied_pids", .array(c.denied.map { .int(Int64($0.pid)) })),
         ])
     }
 }

@@ -220,7 +220,11 @@ public struct ReportText {
 
     func coverageNote(_ c: ScanCoverage) -> [String] {
         guard c.processesDenied > 0 else { return [] }
-        let n = "\(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es")"
+        var n = "\(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es")"
+        // Few enough to name: "pid 1 (init), pid 412 (systemd-journal)".
+        if c.processesDenied <= 5 && c.denied.count == c.processesDenied {
+            n += " (" + c.denied.map { "pid \($0.pid)" + ($0.comm.map { " (" + terminalSafe($0) + ")" } ?? "") }.joined(separator: ", ") + ")"
+        }
         let advice = geteuid() == 0
             ? "permission denied even as root (protected or in another user namespace)"
             : "permission denied — run as root for a complete answer"
