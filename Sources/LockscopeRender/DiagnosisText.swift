@@ -31,15 +31,24 @@ public struct DiagnosisText {
         if !d.findings.isEmpty {
             out.append("")
             out.append(style.bold("Findings"))
+            // Several locks (diagnose with no FILE): each finding names the lock it explains.
+            let files = Set(d.locks.compactMap(\.lock.file))
             for f in d.findings {
-                out += finding(f)
+                out += finding(f, lock: files.count > 1 ? lockName(f.lock, in: d) : nil)
             }
         }
         out += notes(d)
         return out
     }
 
-    func finding(_ f: Finding) -> [String] {
+    /// `/run/xtables.lock (fe:00:16015361)`, or the identity alone when no path is known.
+    func lockName(_ file: FileIdentity?, in d: Diagnosis) -> String? {
+        guard let file else { return nil }
+        let path = d.locks.first { $0.lock.file == file }?.lock.path
+        return path.map { terminalSafe($0) + " (" + file.description + ")" } ?? file.description
+    }
+
+    func finding(_ f: Finding, lock: String? = nil) -> [String] {
         var out: [String] = []
         let tag = "[" + f.rule.rawValue + "]"
         let coloured: String
@@ -51,6 +60,7 @@ public struct DiagnosisText {
         let head = wrap(terminalSafe(f.summary), indent: "", hanging: "    ", firstWidthPenalty: tag.count + 3)
         out.append("  " + coloured + " " + (head.first ?? ""))
         out += head.dropFirst()
+        if let lock { out.append(style.fit("    " + style.dim("lock:") + " " + lock)) }
         if evidence {
             for e in f.evidence {
                 out.append(style.fit("    " + style.dim(e.key + ":") + " " + terminalSafe(Self.format(e.value))))
