@@ -44,7 +44,7 @@ public struct DiagnosisText {
     /// `/run/xtables.lock (fe:00:16015361)`, or the identity alone when no path is known.
     func lockName(_ file: FileIdentity?, in d: Diagnosis) -> String? {
         guard let file else { return nil }
-        let path = d.locks.first { $0.lock.file == file }?.lock.path
+        let path = (d.locks.map(\.lock) + d.graph.locks).first { $0.file == file && $0.path != nil }?.path
         return path.map { terminalSafe($0) + " (" + file.description + ")" } ?? file.description
     }
 
