@@ -116,7 +116,9 @@ let package = Package(
                 .unsafeFlags(["-static-executable", "-use-ld=lld"], staticRelease),
                 .linkedLibrary("_FoundationCollections", staticRelease),
                 .linkedLibrary("_FoundationCShims", staticRelease),
-            ]
+            ],
+            // `--version` names the git revision (Plugins/GitRevision writes it at build time).
+            plugins: ["GitRevision"]
         ),
         // The testbed's steps, run by `lockscope-testbed` (tests) and by the hidden
         // `lockscope __testbed` (the demo, so the release binary is the only file needed).
@@ -127,6 +129,7 @@ let package = Package(
             name: "lockscope-testbed",
             dependencies: ["LockscopeTestbed"]
         ),
+        .plugin(name: "GitRevision", capability: .buildTool()),
         // Spawning and cleaning up testbed processes for live tests (not shipped).
         .target(
             name: "LockscopeTestSupport",

@@ -43,11 +43,13 @@ struct Diagnose: ParsableCommand {
     @Flag(name: .long, help: "Text: only verdict, tree, and each finding's summary and suggestion (no evidence lines).")
     var brief = false
 
-    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities. None: every contended lock.", valueName: "file"))
+    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities. None: every contended lock.", valueName: "file"), completion: .file())
     var files: [String] = []
 
     func validate() throws {
         if dot && common.json { throw ValidationError("--json and --dot are alternatives; give one") }
+        // As `waiters --each --json`: a text-only flag with another format is refused.
+        if brief && (common.json || dot) { throw ValidationError("--brief only changes text output; \(dot ? "--dot" : "JSON") always has every finding's evidence") }
         if !(0...60).contains(window) { throw ValidationError("--window must be between 0 and 60 seconds") }
         if !(1...1000).contains(hz) { throw ValidationError("--hz must be between 1 and 1000") }
         if ptrace && !common.proc.isLive { throw ValidationError("--ptrace needs the live /proc, not --proc-root") }

@@ -9,6 +9,11 @@ import Glibc
 /// command: the demo re-executes this binary with it, so nothing else needs copying.
 let testbedCommand = "__testbed"
 
+/// The release this source tree is.
+let lockscopeRelease = "0.1.0"
+/// `0.1.0 (git 4136b47c1a2b)`: the release and the commit the binary was built from.
+let lockscopeVersion = "\(lockscopeRelease) (git \(gitRevision))"
+
 @main
 struct Lockscope: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,36 +24,81 @@ struct Lockscope: ParsableCommand {
         A FILE is a path or the identity /proc/locks prints, MAJ:MIN:INODE (e.g. fe:00:16015361).
 
         Examples:
-          lockscope who /run/xtables.lock        holders, co-holders and what they are doing
-          lockscope waiters /run/xtables.lock    everyone queued or polling for it
-          lockscope list --contended             every lock with waiters (like lslocks)
+          lockscope who /run/xtables.lock      holders and what they are doing
+          lockscope waiters /run/xtables.lock  everyone queued or polling for it
+          lockscope list --contended           locks with waiters (like lslocks)
+          lockscope diagnose                   why any lock is stuck
 
         Exit codes: 0 answered; 1 the file has no lock; 64 bad usage or input;
         66 no such file; 70 /proc could not be read; 75 FILE is on a filesystem that
         does not answer. See docs/cli.md.
         """,
-        version: "0.1.0",
+        version: lockscopeVersion,
         subcommands: Lockscope.allSubcommands
     )
+
+    /// No subcommand is a usage error (usage on stderr, exit 64), not a help page.
+    func run() throws {
+        throw ValidationError("give a command: " + Lockscope.allSubcommands.map { $0._commandName }.joined(separator: ", "))
+    }
 
     /// ArgumentParser's own `main()`, except that every message it prints (usage errors
     /// echo the bad value: `--pid $'\e[2J'`) goes through the same escaping as file names,
     /// line by line, so no argument can move the cursor or ring the bell.
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        var arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == testbedCommand { testbedMain(Array(arguments.dropFirst())) }
+        if arguments == ["-V"] { arguments = ["--version"] }
+        // `help bogus`: ArgumentParser would show the top-level help and exit 0.
+        if arguments.count > 1, arguments[0] == "help",
+           !Lockscope.allSubcommands.contains(where: { $0._commandName == arguments[1] }) {
+            fail(ValidationError("help: no such command '\(arguments[1])'"))
+        }
         do {
+            arguments = try negativeNumbersAsValues(arguments)
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
-            if !message.isEmpty {
-                let safe = message.split(separator: "\n", omittingEmptySubsequences: false)
-                    .map { terminalSafe(String($0)) }.joined(separator: "\n")
-                fputs(safe.hasSuffix("\n") ? safe : safe + "\n", code == .success ? stdout : stderr)
-            }
-            Glibc.exit(code.rawValue)
+            fail(error)
         }
     }
+
+    /// The message and exit code ArgumentParser gives `error`, escaped line by line.
+    static func fail(_ error: Error) -> Never {
+        let code = exitCode(for: error)
+        let message = fullMessage(for: error)
+        if !message.isEmpty {
+            let safe = message.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { terminalSafe(String($0)) }.joined(separator: "\n")
+            fputs(safe.hasSuffix("\n") ? safe : safe + "\n", code == .success ? stdout : stderr)
+        }
+        Glibc.exit(code.rawValue)
+    }
+}
+
+/// ArgumentParser reads `--duration -1` as a missing value followed by an unknown
+/// option `-1`; joined into `--duration=-1` the value reaches `validate()`, which
+/// says what is wrong with it ("--duration must be 0 or more seconds"). `-p -1` is
+/// `--pid=-1`. A negative number where no option wants it (`trace -5`) is refused
+/// with its own message instead of "Missing expected argument".
+func negativeNumbersAsValues(_ arguments: [String]) throws -> [String] {
+    func isNegativeNumber(_ s: String) -> Bool {
+        s.count > 1 && s.hasPrefix("-") && Double(s) != nil
+    }
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        let a = arguments[i]
+        if a == "--" { out += arguments[i...]; break }
+        if i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]), !a.contains("=") {
+            if a.hasPrefix("--") { out.append(a + "=" + arguments[i + 1]); i += 2; continue }
+            if a == "-p" { out.append("--pid=" + arguments[i + 1]); i += 2; continue }
+        }
+        if isNegativeNumber(a) {
+            throw ValidationError("\(a): a pid or count is a positive number (a file named \(a): ./\(a))")
+        }
+        out.append(a)
+        i += 1
+    }
+    return out
 }
