@@ -11,7 +11,7 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON (schema: docs/json-schema.md) instead of text.")
     var json = false
 
-    @Option(name: .customLong("proc-root"), help: ArgumentHelp("Read this directory instead of /proc (recorded fixtures).", valueName: "dir"))
+    @Option(name: .customLong("proc-root"), help: ArgumentHelp("Read this directory instead of /proc (recorded fixtures).", valueName: "dir"), completion: .directory)
     var procRoot: String = "/proc"
 
     @Flag(name: .customLong("no-color"), help: "Never colour the output (also: NO_COLOR=1).")
@@ -141,3 +141,6 @@ func rawArgumentBytes(for argument: String) -> [UInt8]? {
     }
     return nil
 }
+
+/// Shell completion for pid arguments: the live processes, from /proc (no ps needed).
+let pidsCommand = "ls /proc | grep -E '^[0-9]+$'"

@@ -31,13 +31,14 @@ struct List: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(name: [.short, .long], help: "Only locks held by, or waited for by, this pid.")
+    @Option(name: [.short, .long], help: "Only locks held by, or waited for by, this pid.", completion: .shellCommand(pidsCommand))
     var pid: Int32?
 
-    @Option(name: .long, help: ArgumentHelp("Only locks on this file (path or MAJ:MIN:INODE).", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("Only locks on this file (path or MAJ:MIN:INODE).", valueName: "file"), completion: .file())
     var path: String?
 
-    @Option(name: .long, help: ArgumentHelp("Only this kind: flock, posix, ofdlck, lease, deleg, access.", valueName: "kind"))
+    @Option(name: .long, help: ArgumentHelp("Only this kind: flock, posix, ofdlck, lease, deleg, access.", valueName: "kind"),
+            completion: .list(LockKind.allCases.filter { $0 != .unknown }.map { $0.rawValue.lowercased() }))
     var kind: String?
 
     @Flag(name: .long, help: "Only locks that someone is waiting for.")
@@ -46,7 +47,8 @@ struct List: ParsableCommand {
     @Flag(name: .long, help: "Find every co-holder (full descriptor scan; slower).")
     var holders = false
 
-    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Columns to print, comma-separated; +COLS adds to the default (see below).", valueName: "list"))
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Columns to print, comma-separated; +COLS adds to the default (see below).", valueName: "list"),
+            completion: .list(ListColumns.all.map(\.name)))
     var output: String?
 
     @Flag(name: .customLong("output-all"), help: "Print every column.")

@@ -77,7 +77,7 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var flags: TraceFlags
 
-    @Argument(help: ArgumentHelp("PIDs, or files whose lock holders to trace.", valueName: "target"))
+    @Argument(help: ArgumentHelp("PIDs, or files whose lock holders to trace.", valueName: "target"), completion: .shellCommand(pidsCommand))
     var targets: [String]
 
     func validate() throws {

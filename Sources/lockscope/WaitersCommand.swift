@@ -25,7 +25,7 @@ struct Waiters: ParsableCommand {
     @Flag(name: .long, help: "List every waiter on its own line instead of grouping by command.")
     var each = false
 
-    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities.", valueName: "file"))
+    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities.", valueName: "file"), completion: .file())
     var files: [String]
 
     func validate() throws {

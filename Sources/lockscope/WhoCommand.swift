@@ -18,7 +18,7 @@ struct Who: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities as /proc/locks prints them.", valueName: "file"))
+    @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities as /proc/locks prints them.", valueName: "file"), completion: .file())
     var files: [String]
 
     func validate() throws {
