@@ -32,11 +32,17 @@ public struct LockScanner: Sendable {
         /// Match each kernel waiter to its blocked thread and read its facts. `list`
         /// only counts waiters, and skipping this keeps it as cheap as lslocks.
         public var waiterDetails = true
-        public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true, waiterDetails: Bool = true) {
+        /// Facts from `/proc/PID/stat` alone (comm, state, age) for holders and every
+        /// waiter, no threads, no /etc/passwd: what `list`'s columns show, at one read
+        /// per process like lslocks (docs/performance.md, "Start-up").
+        public var briefFacts = false
+        public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true, waiterDetails: Bool = true,
+                    briefFacts: Bool = false) {
             self.coHolders = coHolders
             self.openers = openers
             self.processFacts = processFacts
             self.waiterDetails = waiterDetails
+            self.briefFacts = briefFacts
         }
     }
 
@@ -111,7 +117,7 @@ public struct LockScanner: Sendable {
             openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads[o.pid])))
         }
 
-        if options.processFacts { attachFacts(&entries, &openers, threads: &threads, waiters: options.waiterDetails) }
+        if options.processFacts { attachFacts(&entries, &openers, threads: &threads, waiters: options.waiterDetails, brief: options.briefFacts) }
 
         var resolvedTargets = targets
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
@@ -208,11 +214,17 @@ public struct LockScanner: Sendable {
     }
 
     /// Step 5: facts about everyone named, read once per pid.
-    func attachFacts(_ entries: inout [LockEntry], _ openers: inout [Opener], threads: inout ThreadCache, waiters: Bool) {
-        let reader = ProcessReader(proc: proc)
+    func attachFacts(_ entries: inout [LockEntry], _ openers: inout [Opener], threads: inout ThreadCache, waiters: Bool,
+                     brief: Bool = false) {
+        let reader = ProcessReader(proc: proc, passwd: brief ? "" : nil)
         var cache: [Int32: ProcessFacts?] = [:]
         func facts(_ pid: Int32) -> ProcessFacts? {
             if let f = cache[pid] { return f }
+            if brief {
+                let f = reader.briefFacts(of: pid)
+                cache[pid] = f
+                return f
+            }
             var f = reader.facts(of: pid, withThreads: false)
             f?.threads = threads[pid]
             cache[pid] = f
@@ -220,7 +232,7 @@ public struct LockScanner: Sendable {
         }
         for i in entries.indices {
             for h in entries[i].holders.indices { entries[i].holders[h].process = facts(entries[i].holders[h].pid) }
-            for w in entries[i].waiters.indices where waiters && entries[i].waiters[w].pid > 0 {
+            for w in entries[i].waiters.indices where (waiters || brief) && entries[i].waiters[w].pid > 0 {
                 entries[i].waiters[w].process = facts(entries[i].waiters[w].pid)
             }
         }

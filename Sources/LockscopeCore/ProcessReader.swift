@@ -45,6 +45,17 @@ public struct ProcessReader: Sendable {
         return facts
     }
 
+    /// What `/proc/PID/stat` alone says (comm, ppid, state, CPU, age): one read, for
+    /// `list`, whose columns need no more. Nil if the process has gone.
+    public func briefFacts(of pid: Int32) -> ProcessFacts? {
+        guard let statText = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(statText) else { return nil }
+        var facts = ProcessFacts(pid: pid, ppid: stat.ppid, comm: stat.comm)
+        facts.state = stat.state
+        facts.cpuTicks = stat.utime + stat.stime
+        if let up = uptime { facts.ageSeconds = max(0, up - Double(stat.startTicks) / ticksPerSecond) }
+        return facts
+    }
+
     /// Every thread's state and current syscall (no ptrace: /proc/PID/task/TID/syscall).
     public func threads(of pid: Int32) -> [ThreadFacts] { ProcessReader.threadsOnly(proc: proc, pid: pid) }
 

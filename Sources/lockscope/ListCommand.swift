@@ -88,9 +88,6 @@ struct List: ParsableCommand {
         }
     }
 
-    /// Waiter rows name their command, and OLDEST needs the waiters' ages.
-    var needsWaiterFacts: Bool { !common.json && ((try? columns()) ?? []).contains { $0.name == "COMMAND" || $0.name == "OLDEST" } }
-
     func validate() throws {
         _ = try columns()
         if jsonColumns && common.json { throw ValidationError("-J and --json are two JSON documents; give one") }
@@ -109,7 +106,7 @@ struct List: ParsableCommand {
         if let path { target = try resolveTargets([path]).first }
         var report: LockReport
         do {
-            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true, waiterDetails: needsWaiterFacts))
+            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true, waiterDetails: holders && !common.json, briefFacts: !common.json))
         } catch {
             throw fail(error)
         }

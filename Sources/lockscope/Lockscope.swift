@@ -48,7 +48,13 @@ struct Lockscope: ParsableCommand {
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == testbedCommand { testbedMain(Array(arguments.dropFirst())) }
-        if arguments == ["-V"] { arguments = ["--version"] }
+        // `--version` answers before ArgumentParser builds its command tree: that costs
+        // ~1 ms of first-time protocol-conformance lookups in a static binary
+        // (docs/performance.md, "Start-up"). Same text as ArgumentParser prints.
+        if arguments == ["-V"] || arguments == ["--version"] {
+            print(lockscopeVersion)
+            Glibc.exit(0)
+        }
         // `help bogus`: ArgumentParser would show the top-level help and exit 0.
         if arguments.count > 1, arguments[0] == "help",
            !Lockscope.allSubcommands.contains(where: { $0._commandName == arguments[1] }) {
