@@ -96,11 +96,13 @@ final class FixtureOutputTests: XCTestCase {
 
     func testListOnFixture() throws {
         let root = CLI.fixtures + "/posix-ranges"
-        let r = try CLI.run(["list", "--proc-root", root, "--kind", "posix"])
+        let r = try CLI.run(["list", "--proc-root", root, "--kind", "posix", "-o", "TYPE,MODE,PATH"])
         XCTAssertEqual(r.exitCode, 0, r.stderr)
         let rows = r.stdout.split(separator: "\n")
-        XCTAssertTrue(rows[0].hasPrefix("KIND"))
-        XCTAssertEqual(rows.count, 3, r.stdout)
+        XCTAssertTrue(rows[0].hasPrefix("TYPE"))
+        // Two granted POSIX locks, each with one queued request (a row of its own, MODE WRITE*).
+        XCTAssertEqual(rows.count, 5, r.stdout)
+        XCTAssertEqual(rows.filter { $0.contains("WRITE*") }.count, 2, r.stdout)
         XCTAssertTrue(rows.dropFirst().allSatisfy { $0.hasPrefix("POSIX") && $0.hasSuffix("ranges.lock") }, r.stdout)
         let contended = try CLI.run(["list", "--proc-root", root, "--contended", "--json"])
         let obj = try JSONSerialization.jsonObject(with: Data(contended.stdout.utf8)) as! [String: Any]
@@ -115,8 +117,8 @@ final class FixtureOutputTests: XCTestCase {
         XCTAssertEqual(r.exitCode, 0, r.stderr)
         XCTAssertEqual(r.stderr, "")
         let rows = r.stdout.split(separator: "\n")
-        XCTAssertEqual(rows.count, 3, r.stdout)
-        XCTAssertTrue(rows.first?.hasPrefix("KIND") ?? false, r.stdout)
+        XCTAssertEqual(rows.count, 9, r.stdout)  // heading, 2 locks, 6 queued requests
+        XCTAssertTrue(rows.first?.hasPrefix("COMMAND") ?? false, r.stdout)
         XCTAssertTrue(rows.last?.hasSuffix("/chain.lock") ?? false, r.stdout)
         XCTAssertFalse(r.stdout.contains("\u{1b}"), "no escape sequence in piped output")
     }
