@@ -96,11 +96,17 @@ final class ShippingTests: XCTestCase {
         XCTAssertEqual(long.exitCode, 0)
         XCTAssertEqual(short.exitCode, 0, short.stderr)
         XCTAssertEqual(long.stdout, short.stdout)
-        let git = try runCommand(["/usr/bin/git", "-C", Self.root, "rev-parse", "--short=12", "HEAD"])
+        let git = try runCommand(["/usr/bin/git", "-C", Self.root, "rev-parse", "HEAD"])
         guard git.exitCode == 0 else { try skip("not a git checkout: \(git.stderr)") }
-        let head = git.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(long.stdout.hasPrefix("0."), long.stdout)
-        XCTAssertTrue(long.stdout.contains("(git " + head), "\(long.stdout) does not name HEAD \(head)")
+        // The revision is the one the binary was built from: HEAD in CI's fresh clone, an
+        // ancestor of HEAD when something was committed after the last build.
+        let rev = try XCTUnwrap(long.stdout.split(separator: " ").dropFirst(2).first.map {
+            String($0.prefix { $0.isHexDigit })
+        }, long.stdout)
+        XCTAssertEqual(rev.count, 12, long.stdout)
+        let ancestor = try runCommand(["/usr/bin/git", "-C", Self.root, "merge-base", "--is-ancestor", rev, "HEAD"])
+        XCTAssertEqual(ancestor.exitCode, 0, "\(long.stdout) names no commit of this checkout's history")
     }
 
     // MARK: .deb
