@@ -74,7 +74,10 @@ struct Lockscope: ParsableCommand {
         let code = exitCode(for: error)
         let message = fullMessage(for: error)
         if !message.isEmpty {
-            let safe = message.split(separator: "\n", omittingEmptySubsequences: false)
+            // A clean exit prints the tool's own text (help, --version, a completion script,
+            // --experimental-dump-help JSON): byte for byte, or the scripts and the JSON
+            // break. Errors may echo what the user typed: escaped.
+            let safe = code == .success ? message : message.split(separator: "\n", omittingEmptySubsequences: false)
                 .map { terminalSafe(String($0)) }.joined(separator: "\n")
             fputs(safe.hasSuffix("\n") ? safe : safe + "\n", code == .success ? stdout : stderr)
         }
