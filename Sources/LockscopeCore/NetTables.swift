@@ -86,7 +86,9 @@ public enum NetTableParser {
             guard f.count >= 10,
                   let local = parseHexEndpoint(f[1], littleEndian: littleEndian),
                   let remote = parseHexEndpoint(f[2], littleEndian: littleEndian),
-                  let st = Int(f[3], radix: 16),
+                  // `%02X` of sk_state, an unsigned char (tcp4_seq_show()): parsing it as
+                  // unsigned keeps a corrupt "-1" from indexing before the table.
+                  let st = UInt8(f[3], radix: 16).map(Int.init),
                   let inode = UInt64(f[9]) else { continue }
             var state: String? = st < tcpStates.count ? tcpStates[st] : String(st)
             if proto.isUDP { state = st == 1 ? "ESTABLISHED" : nil }
@@ -128,7 +130,7 @@ public enum NetTableParser {
 
     /// `0100007F:DD0E` → 127.0.0.1:56590; 32 hex digits → IPv6.
     static func parseHexEndpoint(_ field: Substring, littleEndian: Bool) -> NetEndpoint? {
-        guard let colon = field.lastIndex(of: ":"), let port = Int(field[field.index(after: colon)...], radix: 16) else { return nil }
+        guard let colon = field.lastIndex(of: ":"), let port = UInt16(field[field.index(after: colon)...], radix: 16).map(Int.init) else { return nil }
         let hex = field[field.startIndex..<colon]
         var bytes: [UInt8] = []
         var i = hex.startIndex

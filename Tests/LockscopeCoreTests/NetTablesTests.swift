@@ -60,4 +60,18 @@ final class NetTablesTests: XCTestCase {
         XCTAssertEqual(formatIPv6(b([0xfe80, 0, 0, 0, 0x1, 0x2, 0x3, 0x4])), "fe80::1:2:3:4")
         XCTAssertEqual(formatIPv6(b([1, 0, 2, 3, 4, 5, 6, 7])), "1:0:2:3:4:5:6:7")
     }
+
+    /// Found by scripts/fuzz: a signed field crashed the state lookup. The kernel prints
+    /// state and port as unsigned hex, so a sign or an over-wide port makes the line invalid.
+    func testSignedStateAndOverWidePortAreSkipped() {
+        let text = """
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+           0: 0100007F:0035 00000000:0000 -1 00000000:00000000 00:00000000 00000000     0        0 12345 1
+           1: 0100007F:10035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12346 1
+           2: 0100007F:0035 00000000:0000 FF 00000000:00000000 00:00000000 00000000     0        0 12347 1
+        """
+        let s = NetTableParser.parseInet(text, proto: .tcp)
+        XCTAssertEqual(s.map(\.inode), [12347])
+        XCTAssertEqual(s.first?.state, "255", "an unknown state is shown by number")
+    }
 }
