@@ -71,6 +71,8 @@ struct LockLayout: Sendable {
     var ret: FieldSlot?
     var blocker: FieldSlot?
     var fl: FieldSlot?
+    var writers: FieldSlot?
+    var readers: FieldSlot?
 
     init(_ format: TracepointFormat) throws(EventsError) {
         guard let ino = format.field("i_ino") else { throw .missingField(tracepoint: format.name, field: "i_ino") }
@@ -86,6 +88,25 @@ struct LockLayout: Sendable {
         ret = format.field("ret").map(FieldSlot.init)
         blocker = format.field(anyOf: ["blocker", "fl_blocker"]).map(FieldSlot.init)
         fl = format.field("fl").map(FieldSlot.init)
+        writers = format.field("wcount").map(FieldSlot.init)
+        readers = format.field("rcount").map(FieldSlot.init)
+    }
+}
+
+/// `leases_conflict` (include/trace/events/filelock.h, Linux 5.8+): `lease`,
+/// `breaker` (addresses), `l_fl_flags` (the lease's), `b_fl_type` (the
+/// breaker's request: F_WRLCK for an open for writing), `conflict`.
+struct LeaseConflictLayout: Sendable {
+    var lease: FieldSlot, breaker: FieldSlot, conflict: FieldSlot
+    var flags: FieldSlot?, type: FieldSlot?
+    init(_ f: TracepointFormat) throws(EventsError) {
+        func need(_ n: String) throws(EventsError) -> TracepointField {
+            guard let x = f.field(n) else { throw .missingField(tracepoint: f.name, field: n) }
+            return x
+        }
+        lease = FieldSlot(try need("lease")); breaker = FieldSlot(try need("breaker"))
+        conflict = FieldSlot(try need("conflict"))
+        flags = f.field("l_fl_flags").map(FieldSlot.init); type = f.field("b_fl_type").map(FieldSlot.init)
     }
 }
 
@@ -126,6 +147,7 @@ struct ExitLayout: Sendable {
 public struct EventDecoder: Sendable {
     enum Entry: Sendable {
         case lock(LockTracepoint, LockLayout)
+        case leaseConflict(LeaseConflictLayout)
         case fork(ForkLayout)
         case exec(ExecLayout)
         case exit(ExitLayout)
@@ -144,7 +166,8 @@ public struct EventDecoder: Sendable {
             if let ct = format.field("common_type") { commonType = FieldSlot(ct) }
             let id = UInt16(truncatingIfNeeded: format.id)
             if name.system == "filelock", let tp = LockTracepoint(rawValue: name.event) {
-                byId[id] = .lock(tp, try LockLayout(format))
+                if tp == .leasesConflict { byId[id] = .leaseConflict(try LeaseConflictLayout(format)) }
+                else { byId[id] = .lock(tp, try LockLayout(format)) }
             } else if name.system == "sched", let tp = SchedTracepoint(rawValue: name.event) {
                 switch tp {
                 case .processFork: byId[id] = .fork(try ForkLayout(format))
@@ -183,7 +206,15 @@ public struct EventDecoder: Sendable {
                 end: Int64(bitPattern: l.end?.bits(raw) ?? UInt64(Int64.max)),
                 ret: Int32(truncatingIfNeeded: Int64(bitPattern: l.ret?.bits(raw) ?? 0)),
                 blocker: l.blocker?.bits(raw) ?? 0,
-                lock: l.fl?.bits(raw) ?? 0))
+                lock: l.fl?.bits(raw) ?? 0,
+                writers: Int32(truncatingIfNeeded: l.writers?.bits(raw) ?? 0),
+                readers: Int32(truncatingIfNeeded: l.readers?.bits(raw) ?? 0)))
+        case .leaseConflict(let l):
+            return .lock(LockEvent(
+                header: header, tracepoint: .leasesConflict, file: FileIdentity(major: 0, minor: 0, inode: 0),
+                owner: 0, flags: LockFlags(rawValue: UInt32(truncatingIfNeeded: l.flags?.bits(raw) ?? 0)),
+                type: LockType(rawValue: UInt8(truncatingIfNeeded: l.type?.bits(raw) ?? 1)),
+                ret: l.conflict.bits(raw) != 0 ? 1 : 0, blocker: l.breaker.bits(raw), lock: l.lease.bits(raw)))
         case .fork(let l):
             return .fork(ForkEvent(
                 header: header,

@@ -16,7 +16,12 @@ public enum LockTracepoint: String, Sendable, CaseIterable, Hashable {
     case genericAddLease = "generic_add_lease"
     case genericDeleteLease = "generic_delete_lease"
     case timeOutLeases = "time_out_leases"
-    // `leases_conflict` is not decoded: it names two leases by address and no file.
+    /// `leases_conflict()`: whether a lease conflicts with a breaker's request. It
+    /// names both by address and no file: decoded with `lock` = the lease,
+    /// `blocker` = the breaker's request, `flags` = the lease's, `type` = the
+    /// breaker's, `ret` = 1 for a conflict, and a zero `file` (the aggregator
+    /// finds the file from the lease's address).
+    case leasesConflict = "leases_conflict"
 
     public var tracepoint: TracepointName { TracepointName("filelock", rawValue) }
     public var isLease: Bool {
@@ -120,13 +125,19 @@ public struct LockEvent: Sendable, Hashable {
     public var blocker: UInt64
     /// The kernel address of the request's `struct file_lock` (0 when absent).
     public var lock: UInt64
+    /// `generic_add_lease` only: `i_writecount` and `i_readcount` of the inode at
+    /// the request (the opens `check_conflicting_open()` in fs/locks.c counts).
+    public var writers: Int32 = 0
+    public var readers: Int32 = 0
 
     public init(header: SampleHeader, tracepoint: LockTracepoint, file: FileIdentity, lockPid: UInt32 = 0,
                 owner: UInt64 = 0, flags: LockFlags = [], type: LockType = .write, start: Int64 = 0,
-                end: Int64 = Int64.max, ret: Int32 = 0, blocker: UInt64 = 0, lock: UInt64 = 0) {
+                end: Int64 = Int64.max, ret: Int32 = 0, blocker: UInt64 = 0, lock: UInt64 = 0,
+                writers: Int32 = 0, readers: Int32 = 0) {
         self.header = header; self.tracepoint = tracepoint; self.file = file; self.lockPid = lockPid
         self.owner = owner; self.flags = flags; self.type = type; self.start = start; self.end = end
         self.ret = ret; self.blocker = blocker; self.lock = lock
+        self.writers = writers; self.readers = readers
     }
 }
 

@@ -17,7 +17,7 @@ public final class LockEventSource {
     public static let requiredLock: [LockTracepoint] = [.flockLockInode, .posixLockInode]
     public static let optionalLock: [LockTracepoint] = [
         .fcntlSetlk, .locksRemovePosix, .breakLeaseBlock, .breakLeaseNoblock, .breakLeaseUnblock,
-        .genericAddLease, .genericDeleteLease, .timeOutLeases,
+        .genericAddLease, .genericDeleteLease, .timeOutLeases, .leasesConflict,
     ]
 
     /// Opens the events. `files`: when not empty, an in-kernel filter keeps
@@ -39,6 +39,8 @@ public final class LockEventSource {
         if let filter = Self.filter(for: files) {
             for name in opened where name.system == "filelock" {
                 if let f = formats[name], f.field("i_ino") != nil, f.field("s_dev") != nil { filters[f.id] = filter }
+                // leases_conflict names no file: it is kept unfiltered (a break on a
+                // watched file is matched to it by the lease's address).
             }
         }
         var names: [UInt64: String] = [:]

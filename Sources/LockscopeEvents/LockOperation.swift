@@ -38,8 +38,17 @@ public struct LockOperation: Sendable, Hashable {
     public var waited: UInt64?
     /// Nanoseconds held (released).
     public var held: UInt64?
-    /// The holder pid at the time of a queue or failure, when known.
+    /// The holder pid at the time of a queue or failure, when known: for byte
+    /// ranges, the owner of a range that overlaps the request.
     public var blockedBy: Int32?
+    /// The byte range of a POSIX/OFD request that is not the whole file.
+    public var range: HeldRange? = nil
+    /// Leases: the release of a lease that was being broken, who broke it and
+    /// how long the break took (from its start to the release).
+    public var brokenBy: Int32? = nil
+    public var breakNanoseconds: UInt64? = nil
+    /// Leases: how a broken lease went (`LeaseBreak.Resolution`).
+    public var resolution: LeaseBreak.Resolution? = nil
 }
 
 extension LockKind {

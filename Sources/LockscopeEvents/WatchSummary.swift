@@ -39,6 +39,28 @@ public struct ProcessSummary: Sendable, Hashable {
     public var attemptProcesses: Int
 }
 
+/// A current holder of a lock: for POSIX/OFD locks with the byte ranges it holds.
+public struct HolderSummary: Sendable, Hashable {
+    /// 0 for a lease taken before the watch (its holder is not in the events).
+    public var pid: Int32
+    public var comm: String
+    /// Seconds held at the end of the observation (since first seen for a
+    /// lease taken before the watch).
+    public var seconds: Double
+    public var ranges: [HeldRange]
+}
+
+/// A lease break (ended or still going) in a summary.
+public struct BreakSummary: Sendable, Hashable {
+    public var holder: Int32
+    public var holderComm: String
+    public var breaker: Int32?
+    public var breakerComm: String?
+    /// How long the break took (or has taken so far, for a pending one).
+    public var seconds: Double
+    public var resolution: LeaseBreak.Resolution
+}
+
 public struct LockSummary: Sendable, Hashable {
     public var lock: LockKey
     public var path: String?
@@ -55,6 +77,14 @@ public struct LockSummary: Sendable, Hashable {
     public var waitersNow: Int
     /// Oldest current wait, seconds.
     public var oldestWaitSeconds: Double?
+    /// Every current holder, oldest first (two owners of disjoint byte ranges are two holders).
+    public var holders: [HolderSummary] = []
+    /// Leases: breaks, the most recent `LeaseBreak.kept` ended ones then the
+    /// pending ones; `breakCount` and the seconds cover every ended break.
+    public var breaks: [BreakSummary] = []
+    public var breakCount = 0
+    public var breakSeconds = 0.0
+    public var breakMaxSeconds = 0.0
 }
 
 /// The document `watch --json` prints (schema `lockscope.watch/1`, docs/watch.md).
@@ -73,17 +103,34 @@ extension LockAggregator {
     /// entry under the parent.
     public func summary(now: UInt64, durationSeconds: Double, lostEvents: UInt64) -> WatchSummary {
         var out: [LockSummary] = []
-        for (key, s) in locks {
-            guard s.acquisitions + s.failedAttempts + s.contended + s.abandonedWaits > 0 || !s.waiters.isEmpty else { continue }
-            let holder = s.holders.values.min { $0.since < $1.since }
+        for s in table {
+            guard s.acquisitions + s.failedAttempts + s.contended + s.abandonedWaits + s.breakCount > 0 || !s.queued.isEmpty
+            else { continue }
+            let key = s.key
+            let held = s.held.sorted { $0.since < $1.since }
+            let holder = held.first
+            var breaks = s.breaks.map { b in
+                BreakSummary(holder: b.holder, holderComm: b.holderComm.description, breaker: b.breaker,
+                             breakerComm: b.breaker == nil ? nil : b.breakerComm.description,
+                             seconds: Double((b.ended ?? now) &- b.started) / 1e9, resolution: b.resolution)
+            }
+            for h in held { if let b = h.pendingBreak {
+                breaks.append(BreakSummary(holder: h.pid, holderComm: h.comm.description, breaker: b.breaker,
+                                           breakerComm: b.breaker == nil ? nil : b.breakerComm.description,
+                                           seconds: Double(now &- b.started) / 1e9, resolution: .pending))
+            } }
             out.append(LockSummary(
                 lock: key, path: paths[key.file], acquisitions: s.acquisitions, contended: s.contended,
                 failedAttempts: s.failedAttempts, abandonedWaits: s.abandonedWaits,
                 wait: DurationSummary(s.wait), hold: DurationSummary(s.hold),
-                processes: foldRetryLoops(Array(s.processes.values)),
+                processes: foldRetryLoops(s.processList),
                 holder: holder?.pid, holderSeconds: holder.map { Double(now &- $0.since) / 1e9 },
-                waitersNow: s.waiters.count,
-                oldestWaitSeconds: s.waiters.values.map(\.since).min().map { Double(now &- $0) / 1e9 }))
+                waitersNow: s.queued.count,
+                oldestWaitSeconds: s.queued.map(\.since).min().map { Double(now &- $0) / 1e9 },
+                holders: held.map { HolderSummary(pid: $0.pid, comm: $0.comm.description, seconds: Double(now &- $0.since) / 1e9,
+                                                  ranges: $0.ranges) },
+                breaks: breaks, breakCount: s.breakCount, breakSeconds: Double(s.breakNanoseconds) / 1e9,
+                breakMaxSeconds: Double(s.breakMaxNanoseconds) / 1e9))
         }
         out.sort {
             ($0.contended, $0.failedAttempts, $0.acquisitions, $1.lock) > ($1.contended, $1.failedAttempts, $1.acquisitions, $0.lock)
@@ -119,10 +166,10 @@ extension LockAggregator {
                 plain += members
                 continue
             }
-            let parentComm = processes[g.parent]?.comm.description ?? ""
-            var p = plain.first { $0.pid == g.parent } ?? ProcessLockStats(pid: g.parent, comm: parentComm)
+            let parentComm = processes[g.parent]?.comm ?? InlineName()
+            var p = plain.first { $0.pid == g.parent } ?? ProcessLockStats(pid: g.parent, name: parentComm)
             plain.removeAll { $0.pid == g.parent }
-            if p.comm.isEmpty { p.comm = parentComm }
+            if p.name.count == 0 { p.name = parentComm }
             for m in members { p.merge(m) }
             p.attemptCommand = g.comm
             p.attemptProcesses = members.count

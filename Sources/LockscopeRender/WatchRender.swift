@@ -57,15 +57,39 @@ public struct WatchRender: Sendable {
         line += terminalSafe(op.comm.description) + "[\(op.pid)]  " + op.lock.kind.rawValue + " "
         line += (op.outcome == .released ? "UNLOCK" : Self.typeName(op.type)) + "  "
         line += Self.lockName(op.lock, path: path) + "  "
+        if let r = op.range { line += Self.rangeText(r) + "  " }
         switch op.outcome {
         case .acquired: line += style.green("acquired")
         case .granted: line += style.green("granted") + "  waited " + seconds(op.waited)
         case .queued: line += style.yellow("queued") + (op.blockedBy.map { "  behind \($0)" } ?? "")
         case .failed(let e): line += style.red("failed " + Self.errnoName(e)) + (op.blockedBy.map { "  held by \($0)" } ?? "")
         case .abandoned: line += style.red("gave up") + "  waited " + seconds(op.waited)
-        case .released: line += "released  held " + seconds(op.held)
+        case .released:
+            line += "released  held " + seconds(op.held)
+            if let b = op.brokenBy { line += "  broken by \(b)" }
+            if let d = op.breakNanoseconds { line += " after " + seconds(d) }
+            if let r = op.resolution, r != .released { line += "  (" + Self.resolutionName(r) + ")" }
         }
         return line
+    }
+
+    /// `bytes 0-99`, `bytes 100-EOF` (inclusive, as fs/locks.c keeps them).
+    public static func rangeText(_ r: HeldRange) -> String {
+        "bytes \(r.start)-" + (r.end == .max ? "EOF" : String(r.end))
+    }
+
+    public static func resolutionName(_ r: LeaseBreak.Resolution) -> String {
+        switch r {
+        case .released: return "released"
+        case .downgraded: return "downgraded"
+        case .timedOut: return "lease-break-time ran out"
+        case .closed: return "closed without F_SETLEASE"
+        case .pending: return "still breaking"
+        }
+    }
+
+    static func rangeJSON(_ r: HeldRange) -> JSONValue {
+        .object([("start", .int(r.start)), ("end", r.end == .max ? .null : .int(r.end)), ("type", .string(typeName(r.type)))])
     }
 
     func seconds(_ ns: UInt64?) -> String { ns.map { formatDecimal(Double($0) / 1e9, places: 3) + "s" } ?? "-" }
@@ -90,6 +114,10 @@ public struct WatchRender: Sendable {
             ("waited_seconds", .double(op.waited.map { Double($0) / 1e9 })),
             ("held_seconds", .double(op.held.map { Double($0) / 1e9 })),
             ("blocked_by", .int(op.blockedBy)),
+            ("range", op.range.map(Self.rangeJSON) ?? .null),
+            ("broken_by", .int(op.brokenBy)),
+            ("break_seconds", .double(op.breakNanoseconds.map { Double($0) / 1e9 })),
+            ("resolution", .string(op.resolution?.rawValue)),
         ])
     }
 
@@ -119,6 +147,19 @@ public struct WatchRender: Sendable {
                     ("holder", .int(l.holder)),
                     ("holder_seconds", .double(l.holderSeconds)),
                     ("waiters_now", .int(Int64(l.waitersNow))),
+                    ("holders", .array(l.holders.map { h in
+                        .object([("pid", h.pid == 0 ? .null : .int(Int64(h.pid))), ("comm", .string(h.pid == 0 ? nil : h.comm)),
+                                 ("seconds", .double(h.seconds)), ("ranges", .array(h.ranges.map(rangeJSON)))])
+                    })),
+                    ("lease_breaks", l.lock.kind != .lease ? .null : .object([
+                        ("count", .int(Int64(l.breakCount))), ("sum", .double(l.breakSeconds)), ("max", .double(l.breakMaxSeconds)),
+                        ("breaks", .array(l.breaks.map { b in
+                            .object([("holder", b.holder == 0 ? .null : .int(Int64(b.holder))),
+                                     ("holder_comm", .string(b.holder == 0 ? nil : b.holderComm)),
+                                     ("breaker", .int(b.breaker)), ("breaker_comm", .string(b.breakerComm)),
+                                     ("seconds", .double(b.seconds)), ("resolution", .string(b.resolution.rawValue))])
+                        })),
+                    ])),
                     ("processes", .array(l.processes.map { p in
                         .object([
                             ("pid", .int(Int64(p.pid))),
@@ -142,6 +183,11 @@ public struct WatchRender: Sendable {
 
     static func secs(_ v: Double) -> String { formatDecimal(v, places: 3) + "s" }
 
+    /// `python3[812]`, or `?` for a holder from before the watch.
+    static func pidText(_ pid: Int32, _ comm: String) -> String {
+        pid == 0 ? "?" : terminalSafe(comm) + "[\(pid)]"
+    }
+
     /// The summary for people: one block per lock with its processes.
     public func summaryText(_ s: WatchSummary, source: String) -> [String] {
         var out: [String] = []
@@ -164,8 +210,23 @@ public struct WatchRender: Sendable {
                 out.append("  hold  n=\(l.hold.count) total " + Self.secs(l.hold.sum) + "  p50 " + Self.secs(l.hold.p50)
                            + "  p90 " + Self.secs(l.hold.p90) + "  p99 " + Self.secs(l.hold.p99) + "  max " + Self.secs(l.hold.max))
             }
-            if let h = l.holder {
-                out.append("  held now by \(h) for " + formatAge(l.holderSeconds) + (l.waitersNow > 0 ? ", \(l.waitersNow) waiting" : ""))
+            if l.holders.count > 1 || l.holders.contains(where: { !($0.ranges.count == 1 && $0.ranges[0].isWholeFile) }) {
+                for h in l.holders {
+                    out.append("  held now by " + Self.pidText(h.pid, h.comm) + " for " + formatAge(h.seconds) + ": "
+                               + h.ranges.map { Self.typeName($0.type) + " " + Self.rangeText($0) }.joined(separator: ", "))
+                }
+                if l.waitersNow > 0 { out.append("  \(l.waitersNow) waiting") }
+            } else if let h = l.holder {
+                out.append("  held now by " + (h == 0 ? "a process from before the watch" : "\(h)") + " for " + formatAge(l.holderSeconds)
+                           + (l.waitersNow > 0 ? ", \(l.waitersNow) waiting" : ""))
+            }
+            if l.lock.kind == .lease && !l.breaks.isEmpty {
+                out.append("  lease breaks \(l.breakCount), total " + Self.secs(l.breakSeconds) + ", max " + Self.secs(l.breakMaxSeconds))
+                for b in l.breaks.suffix(5) {
+                    out.append("    lease of " + Self.pidText(b.holder, b.holderComm) + " broken by "
+                               + (b.breaker.map { Self.pidText($0, b.breakerComm ?? "") } ?? "?") + ": "
+                               + Self.resolutionName(b.resolution) + " after " + Self.secs(b.seconds))
+                }
             }
             var table = Table(headers: ["PID", "COMMAND", "ACQ", "WAITS", "WAITED", "FAILED", "HELD", "RETRIES"],
                               rightAligned: [0, 2, 3, 4, 5, 6])
@@ -195,7 +256,7 @@ public struct WatchRender: Sendable {
                           rightAligned: [0, 1, 2, 3, 4, 5])
         for l in s.locks.prefix(max(0, rows - 3)) {
             table.add(["\(l.acquisitions)", "\(l.contended)", Self.secs(l.wait.sum), Self.secs(l.wait.max), "\(l.failedAttempts)",
-                       "\(l.waitersNow)", l.holder.map(String.init) ?? "-", l.holder == nil ? "-" : formatAge(l.holderSeconds),
+                       "\(l.waitersNow)", l.holder.map { String($0) + (l.holders.count > 1 ? "+\(l.holders.count - 1)" : "") } ?? "-", l.holder == nil ? "-" : formatAge(l.holderSeconds),
                        l.lock.kind.rawValue, Self.lockName(l.lock, path: l.path)])
         }
         out += table.render(style: style, indent: "")

@@ -79,6 +79,13 @@ struct Watch: ParsableCommand {
             guard let text = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(text) else { return nil }
             return (stat.comm, stat.ppid)
         }
+        // Locks on files nobody named get their path from the first processes that
+        // lock them (procfs only: never blocks on the file's filesystem).
+        let openFiles = OpenFilePaths()
+        aggregator.resolvePath = { file, pid in openFiles.path(of: file, openedBy: pid) }
+        if let text = try? ProcRoot("/proc").readText("sys/fs/lease-break-time"), let bt = LeaseFacts.breakTime(text) {
+            aggregator.leaseBreakSeconds = Double(bt)
+        }
         let sourceName: String
         switch source.tracefs {
         case .mounted(let p): sourceName = "kernel lock events, formats from " + p

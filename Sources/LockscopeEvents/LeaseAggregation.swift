@@ -1,0 +1,262 @@
+import LockscopeCore
+
+/// A lease break in progress: the kernel has flagged the lease
+/// (FL_UNLOCK_PENDING or FL_DOWNGRADE_PENDING) and signalled its holder.
+public struct PendingBreak: Sendable, Hashable {
+    public var started: UInt64
+    /// The process whose open() or truncate() broke it (nil when only the flag was seen).
+    public var breaker: Int32?
+    public var breakerComm: InlineName
+    /// The breaker opens for writing: only a release ends the break (a read
+    /// breaker is also satisfied by a downgrade to a read lease).
+    public var write: Bool
+}
+
+/// One lease break: who held the lease, who broke it, how long it took and how it ended.
+public struct LeaseBreak: Sendable, Hashable {
+    public enum Resolution: String, Sendable, Hashable {
+        /// The holder gave it up: F_SETLEASE F_UNLCK (`generic_delete_lease`).
+        case released
+        /// The holder downgraded a write lease to a read lease for a reader (F_SETLEASE F_RDLCK).
+        case downgraded
+        /// lease-break-time passed and the kernel removed it (`time_out_leases()`).
+        case timedOut = "timed_out"
+        /// It went with no F_SETLEASE: the holder closed the file or exited
+        /// (`locks_remove_lease()` fires no tracepoint).
+        case closed
+        /// Still being broken at the end of the observation.
+        case pending
+    }
+    /// Ended breaks kept per lock (the counts cover all of them).
+    public static let kept = 64
+    public var holder: Int32
+    public var holderComm: InlineName
+    public var breaker: Int32?
+    public var breakerComm: InlineName
+    public var started: UInt64
+    public var ended: UInt64?
+    public var resolution: Resolution
+}
+
+/// Leases, following fs/locks.c (include/trace/events/filelock.h for what each
+/// tracepoint records):
+///
+/// - `generic_add_lease` fires at the start of F_SETLEASE F_RDLCK/F_WRLCK, before
+///   the kernel decides, with the caller's `fl_owner` (its `files_struct`) and the
+///   inode's `i_writecount`/`i_readcount`. The outcome is inferred as the kernel
+///   decides it: `check_conflicting_open()` refuses a write lease unless the
+///   caller's own open is the only one, and a read lease while the file is open
+///   for writing; the lease list refuses a write lease while another owner holds
+///   a lease, and any lease while one is being broken. A request from an owner
+///   that already holds the lease is `lease_modify()`: a new type, the same hold.
+/// - `generic_delete_lease` (F_SETLEASE F_UNLCK) names the removed lease (`fl`,
+///   null when there was none): the hold ends, and a break in progress ends as
+///   `released`.
+/// - `__break_lease()` (an open() or truncate() that conflicts): `time_out_leases`
+///   fires for every lease of the inode (its address, owner and pending flags:
+///   how a lease taken before the watch is first seen), then `leases_conflict`
+///   per lease (`lm_break()` then flags it and signals the holder: the break
+///   begins), then `break_lease_noblock` for an O_NONBLOCK open (which fails
+///   with -EWOULDBLOCK) or `break_lease_block` (the opener sleeps, `blocker` =
+///   the lease) and `break_lease_unblock` when it wakes: the lease was removed
+///   or downgraded, or lease-break-time passed (the kernel then removes it in
+///   `time_out_leases()`). A lease still held when its breaker wakes went
+///   without an F_SETLEASE we saw: closed (`locks_remove_lease()`, no
+///   tracepoint) or, after lease-break-time, timed out. (A breaker woken by a
+///   signal looks the same; that is rare and not told apart.)
+/// - A holder that exits closes the file: its leases end as `closed`.
+///
+/// Counted like other locks: `acquisitions` are leases taken, `failedAttempts`
+/// refused F_SETLEASE requests and O_NONBLOCK opens refused by a lease,
+/// `contended`/`wait` opens that waited for a break, `hold` how long leases were held.
+extension LockAggregator {
+    mutating func applyLease(_ e: LockEvent) -> LockOperation? {
+        let pid = e.header.pid, t = e.header.time
+        learn(pid)
+        switch e.tracepoint {
+        case .leasesConflict:
+            // `lock` is the lease, `type` the breaker's request, `ret` 1 for a conflict.
+            guard e.ret == 1, let at = leaseAt[e.lock], let hi = table[at.slot].holdingIndex(at.owner) else { return nil }
+            beginBreak(at.slot, hi, by: pid, at: t, write: e.type == .write)
+            return nil
+        case .timeOutLeases:
+            guard let i = slot(LockKey(file: e.file, kind: .lease), create: true) else { return nil }
+            let hi: Int
+            if let found = table[i].holdingIndex(e.owner) {
+                hi = found
+            } else {
+                // Taken before the watch: its holder's pid is not in the event.
+                table[i].held.append(Holding(owner: e.owner, pid: 0, comm: InlineName(), since: t, range: .whole(e.type),
+                                             preexisting: true))
+                hi = table[i].held.count - 1
+            }
+            table[i].held[hi].leaseAddress = e.lock
+            leaseAt[e.lock] = (i, e.owner)
+            if e.flags.contains(.unlockPending) || e.flags.contains(.downgradePending) {
+                beginBreak(i, hi, by: table[i].held[hi].pid == pid ? nil : pid, at: t, write: e.flags.contains(.unlockPending))
+            }
+            return nil
+        case .genericAddLease:
+            guard let i = slot(LockKey(file: e.file, kind: .lease), create: true) else { return nil }
+            findPath(i, pid: pid)
+            table[i].lastActivity = t
+            if let hi = table[i].holdingIndex(e.owner) {
+                if table[i].held[hi].pid == 0 { table[i].held[hi].pid = pid; table[i].held[hi].comm = lastComm }
+                let old = table[i].held[hi].range.type
+                table[i].held[hi].range.type = e.type
+                if e.type == .read, old == .write, let b = table[i].held[hi].pendingBreak, !b.write {
+                    _ = endBreak(i, hi, at: t, .downgraded)
+                }
+                return nil
+            }
+            let s = table[i].slot(pid, lastComm)
+            table[i].processList[s].attempted(at: t)
+            var op = LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: e.type, outcome: .acquired,
+                                   waited: nil, held: nil, blockedBy: nil)
+            if Self.leaseRefused(e, others: table[i].held) {
+                table[i].failedAttempts += 1
+                table[i].processList[s].failedAttempts += 1
+                op.outcome = .failed(errno: 11)
+                op.blockedBy = table[i].held.first { $0.owner != e.owner && $0.pid != 0 }?.pid
+                return op
+            }
+            table[i].held.append(Holding(owner: e.owner, pid: pid, comm: lastComm, since: t, range: .whole(e.type)))
+            leaseHolders[pid, default: []].insert(i)
+            table[i].acquisitions += 1
+            table[i].processList[s].acquisitions += 1
+            return op
+        case .genericDeleteLease:
+            // A null `fl`: the caller held no lease (-EAGAIN), nothing changes.
+            guard e.lock != 0, let i = slot(LockKey(file: e.file, kind: .lease), create: false),
+                  let hi = table[i].holdingIndex(e.owner) else { return nil }
+            return leaseGone(i, hi, at: t, .released)
+        case .breakLeaseNoblock:
+            guard let i = slot(LockKey(file: e.file, kind: .lease), create: true) else { return nil }
+            findPath(i, pid: pid)
+            table[i].lastActivity = t
+            let holder = breakConflicting(i, by: pid, at: t, write: e.type == .write)
+            let s = table[i].slot(pid, lastComm)
+            table[i].failedAttempts += 1
+            table[i].processList[s].failedAttempts += 1
+            table[i].processList[s].attempted(at: t)
+            return LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: e.type, outcome: .failed(errno: 11),
+                                 waited: nil, held: nil, blockedBy: holder)
+        case .breakLeaseBlock:
+            guard let i = slot(LockKey(file: e.file, kind: .lease), create: true) else { return nil }
+            findPath(i, pid: pid)
+            table[i].lastActivity = t
+            var holder: Int32?
+            if let at = leaseAt[e.blocker], at.slot == i, let hi = table[i].holdingIndex(at.owner) {
+                beginBreak(i, hi, by: pid, at: t, write: e.type == .write)
+                holder = table[i].held[hi].pid
+            } else {
+                holder = breakConflicting(i, by: pid, at: t, write: e.type == .write)
+            }
+            // `__break_lease()` re-queues the same request after a wakeup that left a conflict.
+            guard table[i].waitingIndex(e.lock) == nil else { return nil }
+            table[i].queued.append(Waiting(owner: e.lock, pid: pid, since: t, range: .whole(e.type)))
+            waiting.insert(i)
+            let s = table[i].slot(pid, lastComm)
+            table[i].processList[s].attempted(at: t)
+            return LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: e.type, outcome: .queued,
+                                 waited: nil, held: nil, blockedBy: holder == 0 ? nil : holder)
+        case .breakLeaseUnblock:
+            guard let i = slot(LockKey(file: e.file, kind: .lease), create: false),
+                  let wi = table[i].waitingIndex(e.lock) else { return nil }
+            let w = table[i].queued.remove(at: wi)
+            table[i].lastActivity = t
+            // Leases being broken that conflict with this opener and are still held went
+            // without an F_SETLEASE we saw (the kernel would have queued the opener again).
+            var hi = table[i].held.count - 1
+            while hi >= 0 {
+                let h = table[i].held[hi]
+                if let b = h.pendingBreak, h.range.conflicts(with: w.range) {
+                    let late = Double(t &- b.started) / 1e9 >= leaseBreakSeconds - 0.5
+                    _ = leaseGone(i, hi, at: t, late ? .timedOut : .closed)
+                }
+                hi -= 1
+            }
+            let s = table[i].slot(pid, lastComm)
+            var op = LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: w.range.type, outcome: .granted,
+                                   waited: nil, held: nil, blockedBy: nil)
+            return table[i].granted(&op, waited: t &- w.since, slot: s)
+        default:
+            return nil
+        }
+    }
+
+    /// Whether the F_SETLEASE that `generic_add_lease` reports is refused
+    /// (`check_conflicting_open()` and the lease-list walk of
+    /// `generic_add_lease()` in fs/locks.c). Delegations skip the open check.
+    static func leaseRefused(_ e: LockEvent, others: [Holding]) -> Bool {
+        let deleg = e.flags.contains(.delegation)
+        switch e.type {
+        case .write:
+            let onlyOwnOpen = (e.writers == 1 && e.readers == 0) || (e.writers == 0 && e.readers == 1)
+            if !deleg && !onlyOwnOpen { return true }
+            return others.contains { $0.owner != e.owner }
+        case .read:
+            if !deleg && e.writers > 0 { return true }
+            return others.contains { $0.owner != e.owner && $0.pendingBreak?.write == true }
+        default:
+            return false
+        }
+    }
+
+    mutating func beginBreak(_ i: Int, _ hi: Int, by pid: Int32?, at t: UInt64, write: Bool) {
+        if var b = table[i].held[hi].pendingBreak {
+            if b.breaker == nil, let pid { b.breaker = pid; b.breakerComm = comm(pid) }
+            if write { b.write = true }
+            table[i].held[hi].pendingBreak = b
+            return
+        }
+        table[i].held[hi].pendingBreak = PendingBreak(started: t, breaker: pid, breakerComm: pid.map { comm($0) } ?? InlineName(),
+                                                      write: write)
+    }
+
+    /// Starts a break on every lease a `write` (or read) opener conflicts with
+    /// (when the lease's address was not seen); returns the first holder's pid.
+    mutating func breakConflicting(_ i: Int, by pid: Int32, at t: UInt64, write: Bool) -> Int32? {
+        var first: Int32?
+        for hi in table[i].held.indices where table[i].held[hi].range.conflicts(with: .whole(write ? .write : .read)) {
+            beginBreak(i, hi, by: pid, at: t, write: write)
+            if first == nil, table[i].held[hi].pid != 0 { first = table[i].held[hi].pid }
+        }
+        return first
+    }
+
+    /// Ends the break of a holding, if one is in progress; returns its breaker and duration.
+    mutating func endBreak(_ i: Int, _ hi: Int, at t: UInt64, _ how: LeaseBreak.Resolution) -> (breaker: Int32?, took: UInt64)? {
+        guard let b = table[i].held[hi].pendingBreak else { return nil }
+        let h = table[i].held[hi]
+        let took = t &- b.started
+        table[i].breakCount += 1
+        table[i].breakNanoseconds &+= took
+        table[i].breakMaxNanoseconds = max(table[i].breakMaxNanoseconds, took)
+        table[i].breaks.append(LeaseBreak(holder: h.pid, holderComm: h.comm, breaker: b.breaker, breakerComm: b.breakerComm,
+                                          started: b.started, ended: t, resolution: how))
+        if table[i].breaks.count > LeaseBreak.kept { table[i].breaks.removeFirst(table[i].breaks.count - LeaseBreak.kept) }
+        table[i].held[hi].pendingBreak = nil
+        return (b.breaker, took)
+    }
+
+    /// A lease is no longer held (released, closed, timed out): ends its break
+    /// and its hold.
+    mutating func leaseGone(_ i: Int, _ hi: Int, at t: UInt64, _ how: LeaseBreak.Resolution) -> LockOperation? {
+        let broken = endBreak(i, hi, at: t, how)
+        let address = table[i].held[hi].leaseAddress
+        if address != 0 { leaseAt[address] = nil }
+        let (h, d) = table[i].release(hi, at: t)
+        if h.pid != 0, !table[i].held.contains(where: { $0.pid == h.pid }) {
+            leaseHolders[h.pid]?.remove(i)
+            if leaseHolders[h.pid]?.isEmpty == true { leaseHolders[h.pid] = nil }
+        }
+        table[i].lastActivity = t
+        var op = LockOperation(time: t, pid: h.pid, comm: h.comm, lock: table[i].key, type: h.range.type, outcome: .released,
+                               waited: nil, held: d, blockedBy: nil)
+        op.brokenBy = broken?.breaker
+        op.breakNanoseconds = broken?.took
+        if broken != nil || how != .released { op.resolution = how }
+        return op
+    }
+}
