@@ -20,7 +20,7 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
         let dir = try TempDir()
         defer { dir.remove() }
         let file = try dir.touch("ranges")
-        let watch = try RunningWatch(["--events", "--json", "--duration", "2.5", file], dir: dir)
+        let watch = try RunningWatch(["--events", "--json", "--duration", "4", file], dir: dir)
         let a = try Testbed.spawn(["open:" + file, "posix:w:0:100"])
         defer { a.terminate() }
         try a.waitForReady()
@@ -82,7 +82,7 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
         let dir = try TempDir()
         defer { dir.remove() }
         let file = try dir.touch("leased")
-        let watch = try RunningWatch(["--events", "--json", "--duration", "3", file], dir: dir)
+        let watch = try RunningWatch(["--events", "--json", "--duration", "6", file], dir: dir)
         let holder = try Spawned([py, "-c", Self.leaseHolder, file])
         defer { holder.terminate() }
         _ = try holder.waitFor(line: "ready")
@@ -118,7 +118,7 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
         defer { dir.remove() }
         let file = try dir.touch("sys wide")
         let id = try TargetResolver().resolve(file).file
-        let watch = try RunningWatch(["--json", "--duration", "1.5"], dir: dir)
+        let watch = try RunningWatch(["--json", "--duration", "3"], dir: dir)
         let holder = try Testbed.spawn(["open:" + file, "flock:ex"])
         defer { holder.terminate() }
         try holder.waitForReady()
