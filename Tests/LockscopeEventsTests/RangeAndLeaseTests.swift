@@ -89,7 +89,7 @@ import Testing
         #expect(released?.outcome == .released && released?.brokenBy == 200 && released?.resolution == .released)
         #expect(released?.held == 1_300_000_000 && released?.breakNanoseconds == 300_000_000)
         let granted = agg.apply(ev(1.302, 200, .breakLeaseUnblock, owner: breakerFiles, lock: request))
-        #expect(granted?.outcome == .granted && granted?.waited == 301_000_000)
+        #expect(granted?.outcome == .granted && abs(Int64(granted?.waited ?? 0) - 301_000_000) < 1000)
         let l = try #require(agg.summary(now: UInt64(2e9), durationSeconds: 2, lostEvents: 0).locks.first)
         #expect(l.lock.kind == .lease && l.acquisitions == 1 && l.contended == 1 && l.holders.isEmpty)
         #expect(l.breakCount == 1 && abs(l.breakSeconds - 0.3) < 1e-9)
