@@ -36,13 +36,18 @@ public struct LockScanner: Sendable {
         /// waiter, no threads, no /etc/passwd: what `list`'s columns show, at one read
         /// per process like lslocks (docs/performance.md, "Start-up").
         public var briefFacts = false
+        /// Fill `Holder.pathInNamespace`, and give a lock whose owner is in another mount
+        /// namespace our path for it (one readlink of ns/mnt per holder pid; mountinfo
+        /// only for holders in another namespace). `report(for:)` always does; `list` asks.
+        public var namespacePaths = false
         public init(coHolders: Bool = true, openers: Bool = true, processFacts: Bool = true, waiterDetails: Bool = true,
-                    briefFacts: Bool = false) {
+                    briefFacts: Bool = false, namespacePaths: Bool = false) {
             self.coHolders = coHolders
             self.openers = openers
             self.processFacts = processFacts
             self.waiterDetails = waiterDetails
             self.briefFacts = briefFacts
+            self.namespacePaths = namespacePaths
         }
     }
 
@@ -64,7 +69,9 @@ public struct LockScanner: Sendable {
         var links = Set<[UInt8]>()
         var opts = options
         opts.openers = false  // `list` is about locks; openers of every locked file are noise here
-        return build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
+        var report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
+        if options.namespacePaths { MountView.annotate(&report, proc: proc) }
+        return report
     }
 
     func readKernelLocks() throws(LockscopeError) -> [KernelLock] {

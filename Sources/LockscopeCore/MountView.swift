@@ -46,6 +46,24 @@ public enum MountView {
 }
 
 extension MountView {
+    /// The reverse: the path we see for a file process P sees at `theirs`, opened
+    /// through its mount `theirMountId` (the fdinfo `mnt_id:` of its descriptor).
+    /// Nil when none of our mounts shows that part of the filesystem, or when it is
+    /// the same path.
+    public static func ourPath(theirs: String, theirMounts: [Int: MountEntry], theirMountId: Int,
+                               ourMounts: [Int: MountEntry]) -> String? {
+        guard let m = theirMounts[theirMountId], let rel = relative(theirs, to: m.mountPoint) else { return nil }
+        let inFs = join(m.root, rel)
+        // Our mounts of that filesystem that show it; the one mounted at the shortest
+        // path, then the lowest id (the first mounted), for a stable answer.
+        let shows = ourMounts.values
+            .filter { $0.major == m.major && $0.minor == m.minor && relative(inFs, to: $0.root) != nil }
+            .sorted { ($0.mountPoint.count, $0.id) < ($1.mountPoint.count, $1.id) }
+        guard let ours = shows.first, let relOurs = relative(inFs, to: ours.root) else { return nil }
+        let seen = join(ours.mountPoint, relOurs)
+        return seen == theirs ? nil : seen
+    }
+
     /// Fills `Holder.pathInNamespace` for holders in a mount namespace other than
     /// ours. The holder's own descriptor link says it first: `d_path()` of a mount
     /// that is not reachable from our root is relative to that process's namespace
@@ -53,15 +71,21 @@ extension MountView {
     /// such. When the link is a path we can reach too, its mount is mapped through the
     /// holder's mountinfo. Best effort: anything unreadable leaves it nil.
     public static func annotate(_ report: inout LockReport, proc: ProcRoot) {
-        guard let ourNS = try? proc.readLink("self/ns/mnt"), let ourText = try? proc.readText("self/mountinfo") else { return }
+        guard let ourNS = try? proc.readLink("self/ns/mnt") else { return }
         var ours: [Int: MountEntry]?
         var theirs: [Int32: [Int: MountEntry]] = [:]
+        var namespaces: [Int32: String] = [:]
         for li in report.locks.indices {
             let file = report.locks[li].file
-            guard let path = report.targets.first(where: { $0.file == file })?.path ?? report.locks[li].path else { continue }
+            let target = report.targets.first(where: { $0.file == file })?.path
+            guard let path = target ?? report.locks[li].path else { continue }
             for hi in report.locks[li].holders.indices {
                 let h = report.locks[li].holders[hi]
-                guard let fd = h.fd, let ns = h.process?.mountNamespace, ns != ourNS,
+                // `list` reads brief facts (no namespaces): then the link is read here, once per pid.
+                if h.process?.mountNamespace == nil && namespaces[h.pid] == nil {
+                    namespaces[h.pid] = (try? proc.readLink("\(h.pid)/ns/mnt")) ?? ""
+                }
+                guard let fd = h.fd, let ns = h.process?.mountNamespace ?? namespaces[h.pid], !ns.isEmpty, ns != ourNS,
                       let link = try? proc.readLink("\(h.pid)/fd/\(fd)") else { continue }
                 if link != path {
                     report.locks[li].holders[hi].pathInNamespace = link
@@ -69,7 +93,17 @@ extension MountView {
                 }
                 guard let info = try? proc.readText("\(h.pid)/fdinfo/\(fd)"), let mnt = FdInfo.parse(info).mountId else { continue }
                 if theirs[h.pid] == nil { theirs[h.pid] = (try? proc.readText("\(h.pid)/mountinfo")).map(parse) ?? [:] }
-                if ours == nil { ours = parse(ourText) }
+                if ours == nil { ours = (try? proc.readText("self/mountinfo")).map(parse) ?? [:] }
+                if target == nil {
+                    // `list`: the lock's path is this very link, which may be the holder's
+                    // view; when our mounts show the file elsewhere, that is the path, and
+                    // the link is what the holder sees.
+                    guard let mine = MountView.ourPath(theirs: link, theirMounts: theirs[h.pid] ?? [:], theirMountId: mnt,
+                                                       ourMounts: ours ?? [:]) else { continue }
+                    if h.isOwner || report.locks[li].holders.count == 1 { report.locks[li].path = mine }
+                    report.locks[li].holders[hi].pathInNamespace = link
+                    continue
+                }
                 report.locks[li].holders[hi].pathInNamespace = MountView.path(
                     ours: path, ourMounts: ours ?? [:], theirMounts: theirs[h.pid] ?? [:], theirMountId: mnt)
             }

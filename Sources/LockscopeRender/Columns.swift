@@ -114,6 +114,8 @@ public enum ListColumns {
         ListColumn(name: "HOLDERS", help: "PIDs holding the lock: owner and co-holders (complete with --holders)", type: .string, rightAligned: false, truncatable: false,
                    value: { r, _ in r.waiter == nil ? r.lock.holders.map { "\($0.pid)" }.joined(separator: ",") : nil },
                    json: { r, _ in r.waiter == nil ? .array(r.lock.holders.map { .int(Int64($0.pid)) }) : .null }),
+        ListColumn(name: "NSPATH", help: "path of the file as the holder sees it, when its mount namespace shows another", type: .string, rightAligned: false, truncatable: true,
+                   value: { r, _ in r.waiter == nil ? r.owner?.pathInNamespace.map(terminalSafe) : nil }),
         ListColumn(name: "WAITERS", help: "number of requests blocked in the kernel on the lock", type: .number, rightAligned: true, truncatable: false,
                    value: { r, _ in r.waiter == nil ? "\(r.lock.waiters.count)" : nil }),
         ListColumn(name: "OLDEST", help: "age of the oldest waiting process", type: .string, rightAligned: true, truncatable: false,

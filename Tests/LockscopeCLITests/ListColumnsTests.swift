@@ -67,7 +67,7 @@ final class ListColumnsTests: XCTestCase {
 
         let all = try run(["list", "--output-all", "-r"] + fixture("posix-ranges"))
         XCTAssertEqual(all.stdout.split(separator: "\n").first,
-                       "COMMAND PID TYPE SIZE INODE MAJ:MIN MODE M START END PATH BLOCKER HOLDERS WAITERS OLDEST PROTOCOL")
+                       "COMMAND PID TYPE SIZE INODE MAJ:MIN MODE M START END PATH BLOCKER HOLDERS NSPATH WAITERS OLDEST PROTOCOL")
 
         let bad = try run(["list", "-o", "PID,BOGUS"] + fixture("posix-ranges"))
         XCTAssertEqual(bad.exitCode, 64)

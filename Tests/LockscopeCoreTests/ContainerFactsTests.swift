@@ -88,6 +88,22 @@ final class MountViewTests: XCTestCase {
                        "/data/app.db")
     }
 
+    /// From the holder's link back to our path (what `list` needs: it has no target path).
+    func testOurPathFromTheirs() {
+        let container = MountView.parse("""
+        600 500 0:45 / / rw,relatime - overlay overlay rw
+        601 600 254:0 /srv/data\\040dir /data rw - ext4 /dev/vda1 rw
+        """)
+        XCTAssertEqual(MountView.ourPath(theirs: "/run/xtables.lock", theirMounts: container, theirMountId: 600, ourMounts: host),
+                       "/var/lib/docker/overlay2/abc/merged/run/xtables.lock")
+        // Two of our mounts show the directory (/ and the bind at /mnt/bound): the one at the shorter path.
+        XCTAssertEqual(MountView.ourPath(theirs: "/data/app.db", theirMounts: container, theirMountId: 601, ourMounts: host),
+                       "/srv/data dir/app.db")
+        XCTAssertNil(MountView.ourPath(theirs: "/run/x.lock", theirMounts: host, theirMountId: 31, ourMounts: host))
+        XCTAssertNil(MountView.ourPath(theirs: "/elsewhere/x", theirMounts: container, theirMountId: 601, ourMounts: host))
+        XCTAssertNil(MountView.ourPath(theirs: "/run/x.lock", theirMounts: [:], theirMountId: 31, ourMounts: host))
+    }
+
     func testSameViewAndUnknowns() {
         XCTAssertNil(MountView.path(ours: "/run/x.lock", ourMounts: host, theirMounts: host, theirMountId: 31))
         XCTAssertNil(MountView.path(ours: "/run/x.lock", ourMounts: host, theirMounts: [:], theirMountId: 31))

@@ -265,9 +265,9 @@ final class DepthLiveTests: XCTestCase {
         XCTAssertTrue(json.contains("\"nspid\": 1"), json)
     }
 
-    /// `unshare -m` with a private bind mount: the holder opened `view/f`, which is
-    /// `real/f` from here; who says what the holder sees.
-    func testPathAsTheHolderSeesItInItsMountNamespace() throws {
+    /// A flock(1) holder in its own mount namespace (unshare -m, private) that opened
+    /// `view/f` through a bind mount of `real/`: from here the file is `real/f`.
+    func holderBehindPrivateBindMount() throws -> (real: String, view: String) {
         try requireRoot("unshare -m and mount --bind need root")
         guard let unshare = which("unshare"), let sh = which("sh"), let flock = which("flock"), let sleep = which("sleep") else {
             try skip("unshare/sh/flock/sleep not found")
@@ -284,11 +284,36 @@ final class DepthLiveTests: XCTestCase {
             ProcLocksParser.parse(readProcText("/proc/locks") ?? "").locks.contains { $0.lock.file == id }
         }
         try XCTSkipUnless(locked, "the namespaced flock never took the lock (pgid \(s.pid))")
+        return (real, dir.file("view/f"))
+    }
+
+    /// `unshare -m` with a private bind mount: the holder opened `view/f`, which is
+    /// `real/f` from here; who says what the holder sees.
+    func testPathAsTheHolderSeesItInItsMountNamespace() throws {
+        let (real, view) = try holderBehindPrivateBindMount()
         let report = try LockScanner().report(for: [try TargetResolver().resolve(real)])
         let h = try XCTUnwrap(report.locks.first?.holders.first { $0.isOwner })
-        XCTAssertEqual(h.pathInNamespace, dir.file("view/f"))
+        XCTAssertEqual(h.pathInNamespace, view)
         let text = ReportText(style: Style(color: false, width: nil), syscallName: { _ in nil }).who(report).joined(separator: "\n")
-        XCTAssertTrue(text.contains("(sees \(dir.file("view/f")))"), text)
+        XCTAssertTrue(text.contains("(sees \(view))"), text)
+    }
+
+    /// The same holder in `list`: the NSPATH column (text and -J) and `list --json`'s
+    /// `path_in_namespace`, from the real binary; not shown unless asked for.
+    func testListShowsThePathTheHolderSees() throws {
+        let (real, view) = try holderBehindPrivateBindMount()
+        // --path picks the lock by identity; PATH is our path, NSPATH the holder's.
+        let spec = real
+        let text = try runCommand([TestBinaries.lockscope, "list", "--path", spec, "-o", "PID,PATH,NSPATH", "-u"])
+        XCTAssertEqual(text.exitCode, 0, text.stderr)
+        let row = try XCTUnwrap(text.stdout.split(separator: "\n").dropFirst().first.map(String.init), text.stdout)
+        XCTAssertEqual(row.split(separator: " ").map(String.init).dropFirst(), [real, view], text.stdout)
+        let cols = try runCommand([TestBinaries.lockscope, "list", "--path", spec, "-o", "PID,NSPATH", "-J"])
+        XCTAssertTrue(cols.stdout.contains("\"nspath\": \"\(view)\""), cols.stdout)
+        let json = try runCommand([TestBinaries.lockscope, "list", "--path", spec, "--json"])
+        XCTAssertTrue(json.stdout.contains("\"path_in_namespace\": \"\(view)\""), json.stdout)
+        let plain = try runCommand([TestBinaries.lockscope, "list", "--path", spec, "-u"])
+        XCTAssertFalse(plain.stdout.contains(view), plain.stdout)
     }
 
     /// Holders moved into cgroup v2 groups named like docker's and like a Kubernetes
