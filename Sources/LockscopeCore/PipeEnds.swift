@@ -52,14 +52,22 @@ public enum PipeEnds {
     /// Every descriptor open on pipe `inode`, by pid then fd. `pids` limits the
     /// walk (nil: every process). Processes that vanish or deny are skipped.
     public static func find(inode: UInt64, proc: ProcRoot, pids: [Int32]? = nil) -> [PipeEnd] {
-        let want = "pipe:[\(inode)]"
+        find(link: "pipe:[\(inode)]", proc: proc, pids: pids)
+    }
+
+    /// Every descriptor whose link reads exactly `link`: `pipe:[N]`, `socket:[N]`
+    /// (net/socket.c `sockfs_dname()`), or a named FIFO's path. `inode`, when given,
+    /// must also match the fdinfo `ino:` line (Linux 5.14+; absent lines pass), so a
+    /// path that now names another file is not taken for the FIFO.
+    public static func find(link want: String, inode: UInt64? = nil, proc: ProcRoot, pids: [Int32]? = nil) -> [PipeEnd] {
         var out: [PipeEnd] = []
         for pid in pids ?? ((try? proc.listPids()) ?? []) {
             guard let fds = try? proc.listDirectory("\(pid)/fd") else { continue }
             for name in fds {
                 guard let fd = Int32(name), let link = try? proc.readLink("\(pid)/fd/\(fd)"), link == want else { continue }
-                let side = (try? proc.readText("\(pid)/fdinfo/\(fd)")).flatMap { FdInfo.parse($0).flags }.map(side(flags:))
-                out.append(PipeEnd(pid: pid, fd: fd, side: side))
+                let info = (try? proc.readText("\(pid)/fdinfo/\(fd)")).map(FdInfo.parse)
+                if let inode, let seen = info?.inode, seen != inode { continue }
+                out.append(PipeEnd(pid: pid, fd: fd, side: info?.flags.map(side(flags:))))
             }
         }
         return out.sorted { ($0.pid, $0.fd) < ($1.pid, $1.fd) }

@@ -7,27 +7,52 @@ import LockscopeTrace
 extension Rules {
     // MARK: - holder-pipe
 
-    /// The calls that move data through a pipe, and which side they need.
+    /// What a holder is blocked on that has another end: an anonymous pipe, a named
+    /// FIFO (by the path its descriptor shows) or a unix socket.
+    enum Channel: Hashable {
+        case pipe(inode: UInt64)
+        case fifo(path: String)
+        case unixSocket(inode: UInt64, path: String?)
+    }
+
+    /// The calls that move data through a pipe or socket, and which side they need.
     static func pipeDirection(_ t: ThreadActivity) -> PipeSide? {
         switch t.syscall {
-        case "write", "writev", "pwritev", "pwritev2", "vmsplice": return .write
-        case "read", "readv", "preadv", "preadv2": return .read
+        case "write", "writev", "pwritev", "pwritev2", "vmsplice", "sendto", "sendmsg", "sendmmsg": return .write
+        case "read", "readv", "preadv", "preadv2", "recvfrom", "recvmsg", "recvmmsg": return .read
         case "splice", "tee": return .both
         default: return nil
         }
     }
 
-    /// The pipe a thread is blocked on, with the side it needs, when its call is a pipe read or write.
-    static func blockedPipe(_ t: ThreadActivity) -> (fd: Int32, inode: UInt64, side: PipeSide)? {
+    /// Where a thread waits when a pipe or FIFO is full or empty (fs/pipe.c): in
+    /// pipe_read()/pipe_write() themselves since Linux 5.5 (anon_pipe_read()/
+    /// anon_pipe_write() in 6.x kernels, for FIFOs too), in pipe_wait() before.
+    static func inPipeWait(_ wchan: String?) -> Bool {
+        guard let w = wchan else { return false }
+        return w.hasSuffix("pipe_read") || w.hasSuffix("pipe_write") || w.hasPrefix("pipe_wait")
+    }
+
+    /// The pipe, FIFO or unix socket a thread is blocked on, with the side it needs,
+    /// when its call is a read or write on one.
+    static func blockedPipe(_ t: ThreadActivity) -> (fd: Int32, channel: Channel, side: PipeSide)? {
         guard let dir = pipeDirection(t), case .io(let fds, _)? = t.call else { return nil }
-        for f in fds { if case .pipe(let inode, _)? = f.what { return (f.fd, inode, dir) } }
+        for f in fds {
+            switch f.what {
+            case .pipe(let inode, _)?: return (f.fd, .pipe(inode: inode), dir)
+            case .socket(let s)? where s.proto == .unix: return (f.fd, .unixSocket(inode: s.inode, path: s.path), dir)
+            case .path(let p)? where inPipeWait(t.wchan): return (f.fd, .fifo(path: p), dir)
+            default: continue
+            }
+        }
         return nil
     }
 
     /// What a pipe peer does, in a few words: `in clock_nanosleep()`, `stopped (T)`, `running`.
     static func peerDoing(ctx: RuleContext, _ pid: Int32) -> (text: String, moves: Bool) {
         let wantsIO: Set<String> = ["read", "readv", "preadv", "preadv2", "write", "writev", "pwritev", "pwritev2",
-                                    "splice", "tee", "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"]
+                                    "splice", "tee", "poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+                                    "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg"]
         if let act = ctx.input.activity[pid] {
             let moved = act.threads.contains { t in
                 t.histogram.contains { wantsIO.contains($0.label) } || (t.syscall.map(wantsIO.contains) ?? false)
@@ -45,16 +70,43 @@ extension Rules {
         return ("gone or not visible", false)
     }
 
-    static func holderPipe(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: Int32, inode: UInt64,
+    static func holderPipe(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: Int32, channel: Channel,
                            side: PipeSide, lock: LockEntry) -> Finding {
-        let looked = ctx.input.pipeEnds[inode] != nil
-        let ends = ctx.input.pipeEnds[inode] ?? []
-        let peerSide: PipeSide = side == .write ? .read : .write
-        let peers = PipeEnds.peers(ends, side: peerSide, except: pid)
         var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
         e += threadEvidence(t, pid: pid)
         e.append(EvidenceItem("fd", .int(Int64(fd))))
-        e.append(EvidenceItem("pipe_inode", .int(Int64(bitPattern: inode))))
+        // The other end: for a pipe or FIFO the descriptors open for the other side; for
+        // a socket every descriptor on its peer socket (a socket is both sides).
+        let looked: Bool
+        let peers: [Int32]
+        let name: String        // how the summary names the channel
+        var notLooked = "its other end was not looked for"
+        let peerSide: PipeSide = side == .write ? .read : .write
+        switch channel {
+        case .pipe(let inode):
+            looked = ctx.input.pipeEnds[inode] != nil
+            peers = PipeEnds.peers(ctx.input.pipeEnds[inode] ?? [], side: peerSide, except: pid)
+            e.append(EvidenceItem("pipe_inode", .int(Int64(bitPattern: inode))))
+            name = "pipe:[\(inode)]"
+        case .fifo(let path):
+            looked = ctx.input.fifoEnds[path] != nil
+            peers = PipeEnds.peers(ctx.input.fifoEnds[path] ?? [], side: peerSide, except: pid)
+            e.append(EvidenceItem("fifo", .string(path)))
+            name = "FIFO " + path
+        case .unixSocket(let inode, let path):
+            let peer = ctx.input.unixPeers[inode]
+            looked = peer != nil && peer?.unavailable == nil
+            if let why = peer?.unavailable { notLooked = "its peer could not be looked up (\(why))" }
+            var pids: [Int32] = []
+            for end in peer?.ends ?? [] where end.pid != pid && !pids.contains(end.pid) { pids.append(end.pid) }
+            peers = pids
+            e.append(EvidenceItem("socket_inode", .int(Int64(bitPattern: inode))))
+            if let p = path { e.append(EvidenceItem("socket_path", .string(p))) }
+            if let p = peer?.socket?.peer { e.append(EvidenceItem("peer_socket_inode", .int(Int64(p)))) }
+            // Bytes sent to the peer that it has not read: a writer blocks once its buffer fills.
+            if let q = peer?.peerSocket?.receiveQueue { e.append(EvidenceItem("peer_unread_bytes", .int(Int64(q)))) }
+            name = "unix socket" + (path.map { " " + $0 } ?? " socket:[\(inode)]")
+        }
         e.append(EvidenceItem("direction", .string(side == .write ? "write" : "read")))
         e.append(EvidenceItem(side == .write ? "readers" : "writers", .pids(peers)))
         var doing: [String] = []
@@ -65,22 +117,47 @@ extension Rules {
             anyMoves = anyMoves || d.moves
         }
         if !doing.isEmpty { e.append(EvidenceItem("peer_activity", .strings(doing))) }
-        let full = (t.wchan?.hasSuffix("pipe_write") ?? false) ? "a full pipe" : "a pipe"
-        let what = side == .write ? "is blocked writing into \(full)" : "is blocked reading from an empty pipe"
-        let role = side == .write ? "reader" : "writer"
         let summary: String
-        if !looked {
-            summary = "\(ctx.name(pid)) \(what) (pipe:[\(inode)]); its other end was not looked for"
-        } else if peers.isEmpty {
-            summary = "\(ctx.name(pid)) \(what) (pipe:[\(inode)]); no process visible from here has its other end open"
+        let first = peers.first.map { peerDoing(ctx: ctx, $0) }
+        if case .unixSocket = channel {
+            let what = side == .write ? "is blocked writing to a \(name)" : "is blocked reading from a \(name)"
+            if !looked {
+                summary = "\(ctx.name(pid)) \(what); \(notLooked)"
+            } else if peers.isEmpty {
+                summary = "\(ctx.name(pid)) \(what); no process visible from here has its peer open"
+            } else {
+                let who = peers.count == 1 ? "whose peer \(ctx.name(peers[0]))" : "whose peers " + peers.prefix(3).map { ctx.name($0) }.joined(separator: ", ")
+                let verb = side == .write ? "reading" : "writing"
+                let be = peers.count == 1 ? "is" : "are"
+                summary = "\(ctx.name(pid)) \(what) \(who) " + (anyMoves ? "\(be) \(first?.text ?? "")" : "\(be) not \(verb) (\(first?.text ?? ""))")
+            }
         } else {
-            let verb = side == .write ? "reads" : "writes"
-            let first = peerDoing(ctx: ctx, peers[0])
-            let who = peers.count == 1 ? "its only \(role), \(ctx.name(peers[0]))," : "its \(role)s, " + peers.prefix(3).map { ctx.name($0) }.joined(separator: ", ") + ","
-            summary = "\(ctx.name(pid)) \(what); \(who) " + (anyMoves ? "is \(first.text)" : "never \(verb) (\(first.text))")
+            let full = (t.wchan?.hasSuffix("pipe_write") ?? false) ? "a full " : "a "
+            // A pipe is named after the verb only when it matters (no peer); a FIFO always by its path.
+            let (kind, inline, aside): (String, String, String) = {
+                if case .fifo(let path) = channel { return ("FIFO", " " + path, "") }
+                return ("pipe", "", " (\(name))")
+            }()
+            let what = side == .write ? "is blocked writing into \(full)\(kind)\(inline)" : "is blocked reading from an empty \(kind)\(inline)"
+            let role = side == .write ? "reader" : "writer"
+            if !looked {
+                summary = "\(ctx.name(pid)) \(what)\(aside); \(notLooked)"
+            } else if peers.isEmpty {
+                summary = "\(ctx.name(pid)) \(what)\(aside); no process visible from here has its other end open"
+            } else {
+                let verb = side == .write ? "reads" : "writes"
+                let who = peers.count == 1 ? "its only \(role), \(ctx.name(peers[0]))," : "its \(role)s, " + peers.prefix(3).map { ctx.name($0) }.joined(separator: ", ") + ","
+                summary = "\(ctx.name(pid)) \(what); \(who) " + (anyMoves ? "is \(first?.text ?? "")" : "never \(verb) (\(first?.text ?? ""))")
+            }
+        }
+        let findHint: String
+        switch channel {
+        case .pipe(let inode): findHint = "Find who should hold the other end of pipe:[\(inode)] (`lsof -n | grep \(inode)`)"
+        case .fifo(let path): findHint = "Find who should have the FIFO \(path) open (`lsof \(path)`)"
+        case .unixSocket(let inode, _): findHint = "Find who should hold the peer of socket:[\(inode)] (`ss -xp | grep \(inode)`)"
         }
         let suggestion = peers.isEmpty
-            ? "Find who should hold the other end of pipe:[\(inode)] (`lsof -n | grep \(inode)`); the holder cannot go on until someone \(side == .write ? "reads" : "writes")."
+            ? "\(findHint); the holder cannot go on until someone \(side == .write ? "reads" : "writes")."
             : "The holder waits on \(peers.map { ctx.name($0) }.joined(separator: ", ")): make it \(side == .write ? "read (or exit, which makes the write fail with EPIPE)" : "write or close its end"), or restart the pipeline."
         return Finding(rule: .holderPipe, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
                        suggestion: suggestion)

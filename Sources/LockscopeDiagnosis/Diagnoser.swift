@@ -127,21 +127,53 @@ public struct Diagnoser: Sendable {
             for kids in idx.values { for k in kids where seen.contains(k) && facts[k] == nil { remember(reader.facts(of: k, withThreads: true)) } }
         }
 
-        // A process blocked reading or writing a pipe: who has the other end, and what it does.
+        // A process blocked reading or writing a pipe, a named FIFO or a unix socket:
+        // who has the other end, and what it does.
         var pipeEnds: [UInt64: [PipeEnd]] = [:]
+        var fifoEnds: [String: [PipeEnd]] = [:]
+        var unixPeers: [UInt64: UnixSocketPeer] = [:]
+        var unixTable: [UInt64: UnixDiagSocket]? = nil
+        var unixUnavailable: String? = nil
+        func sample(_ ends: [PipeEnd]) {
+            for e in ends where !seen.contains(e.pid) && !excludedPids.contains(e.pid) {
+                add(e.pid)
+                remember(reader.facts(of: e.pid, withThreads: true))
+            }
+        }
         for pid in interesting {
             for t in facts[pid]?.threads ?? [] {
-                // read, write, readv, writev: the calls a pipe end blocks in (fd in the first argument).
+                // The calls a pipe, FIFO or stream socket end blocks in (fd in the first argument).
                 guard case .inSyscall(let nr, let args, _, _) = t.syscall,
-                      ["read", "write", "readv", "writev"].contains(SyscallTable.host.name(of: nr) ?? "") else { continue }
+                      Self.channelCalls.contains(SyscallTable.host.name(of: nr) ?? "") else { continue }
                 let fd = Int32(truncatingIfNeeded: args[0])
-                guard let link = try? proc.readLink("\(pid)/fd/\(fd)"), let inode = PipeEnds.inode(ofLink: link),
-                      pipeEnds[inode] == nil else { continue }
-                let ends = PipeEnds.find(inode: inode, proc: proc)
-                pipeEnds[inode] = ends
-                for e in ends where !seen.contains(e.pid) && !excludedPids.contains(e.pid) {
-                    add(e.pid)
-                    remember(reader.facts(of: e.pid, withThreads: true))
+                guard let link = try? proc.readLink("\(pid)/fd/\(fd)") else { continue }
+                if let inode = PipeEnds.inode(ofLink: link) {
+                    guard pipeEnds[inode] == nil else { continue }
+                    pipeEnds[inode] = PipeEnds.find(inode: inode, proc: proc)
+                    sample(pipeEnds[inode] ?? [])
+                } else if let inode = UnixDiag.inode(ofLink: link) {
+                    guard unixPeers[inode] == nil else { continue }
+                    if unixTable == nil && unixUnavailable == nil {
+                        if !proc.isLive {
+                            unixUnavailable = "not the live system"
+                        } else {
+                            do { unixTable = try UnixDiag.dump() } catch { unixUnavailable = "sock_diag: \(error)" }
+                        }
+                    }
+                    if let table = unixTable {
+                        // Not a unix socket (TCP, UDP …): the network rules speak about it.
+                        guard let mine = table[inode] else { continue }
+                        let ends = mine.peer.map { PipeEnds.find(link: "socket:[\($0)]", proc: proc) } ?? []
+                        unixPeers[inode] = UnixSocketPeer(socket: mine, peerSocket: mine.peer.flatMap { table[$0] }, ends: ends)
+                        sample(ends)
+                    } else {
+                        unixPeers[inode] = UnixSocketPeer(socket: nil, ends: [], unavailable: unixUnavailable)
+                    }
+                } else if link.hasPrefix("/"), Rules.inPipeWait(t.wchan), fifoEnds[link] == nil {
+                    // A named FIFO (the kernel waits in pipe_read/pipe_write for it too).
+                    let ino = (try? proc.readText("\(pid)/fdinfo/\(fd)")).flatMap { FdInfo.parse($0).inode }
+                    fifoEnds[link] = PipeEnds.find(link: link, inode: ino, proc: proc)
+                    sample(fifoEnds[link] ?? [])
                 }
             }
         }
@@ -164,11 +196,16 @@ public struct Diagnoser: Sendable {
         var uninspectable = result.uninspectable
         for pid in interesting where result.activity[pid] == nil && facts[pid] == nil { uninspectable.insert(pid) }
 
-        let input = DiagnosisInput(report: report, allLocks: global?.locks, activity: result.activity, processes: facts,
+        var input = DiagnosisInput(report: report, allLocks: global?.locks, activity: result.activity, processes: facts,
                                    resolvConf: confs, uninspectable: uninspectable, windowSeconds: window,
                                    pipeEnds: pipeEnds, leaseBreakTime: leaseBreakTime)
+        input.fifoEnds = fifoEnds
+        input.unixPeers = unixPeers
         return (input, result.interrupted)
     }
+
+    /// The calls a thread blocks in on a pipe, FIFO or stream socket, with the fd first.
+    static let channelCalls: Set<String> = ["read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg"]
 
     /// `/proc/PID/root/etc/resolv.conf` (the file in the process's own mount
     /// namespace and root: containers and private mounts are respected), with

@@ -21,6 +21,11 @@ public struct DiagnosisInput: Sendable {
     public var pipeEnds: [UInt64: [PipeEnd]]
     /// /proc/sys/fs/lease-break-time, when a lease is being broken and it was readable.
     public var leaseBreakTime: Int?
+    /// Every descriptor on each named FIFO a process of interest is blocked on, by the
+    /// path its descriptor link shows.
+    public var fifoEnds: [String: [PipeEnd]] = [:]
+    /// The peer of each unix socket a process of interest is blocked on, by socket inode.
+    public var unixPeers: [UInt64: UnixSocketPeer] = [:]
 
     public init(report: LockReport, allLocks: [LockEntry]? = nil, activity: [Int32: ProcessActivity] = [:],
                 processes: [Int32: ProcessFacts] = [:], resolvConf: [Int32: ResolvConf] = [:],

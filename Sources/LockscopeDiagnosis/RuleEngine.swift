@@ -111,7 +111,7 @@ enum Doing {
     case waitsLock(ThreadActivity?, LockEntry)
     case dns(ThreadActivity, ResolvedFd?, NetSocket?)
     case network(ThreadActivity, ResolvedFd, NetSocket)
-    case pipe(ThreadActivity, fd: Int32, inode: UInt64, side: PipeSide)
+    case pipe(ThreadActivity, fd: Int32, channel: Rules.Channel, side: PipeSide)
     case io(ThreadActivity)
     case waitsChild(ThreadActivity, [Int32])
     case futex(ThreadActivity)
@@ -209,8 +209,8 @@ struct RuleContext {
                                 root: entry.holders.first?.pid)
         case .dns(let t, let fd, let sock): f = Rules.dnsTimeout(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
         case .network(let t, let fd, let sock): f = Rules.network(ctx: self, pid: pid, thread: t, fd: fd, socket: sock, lock: lock)
-        case .pipe(let t, let fd, let inode, let side):
-            f = Rules.holderPipe(ctx: self, pid: pid, thread: t, fd: fd, inode: inode, side: side, lock: lock)
+        case .pipe(let t, let fd, let channel, let side):
+            f = Rules.holderPipe(ctx: self, pid: pid, thread: t, fd: fd, channel: channel, side: side, lock: lock)
         case .io(let t): f = Rules.io(ctx: self, pid: pid, thread: t, lock: lock)
         case .waitsChild(let t, let kids):
             for child in kids where !myChain.contains(child) {
@@ -263,7 +263,7 @@ struct RuleContext {
             }
         }
         if t.state == "D" { return .io(t) }
-        if let p = Rules.blockedPipe(t) { return .pipe(t, fd: p.fd, inode: p.inode, side: p.side) }
+        if let p = Rules.blockedPipe(t) { return .pipe(t, fd: p.fd, channel: p.channel, side: p.side) }
         switch t.call {
         case .waitChild(let child)?:
             var kids = children(of: pid)

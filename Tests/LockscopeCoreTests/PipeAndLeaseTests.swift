@@ -82,3 +82,74 @@ final class PipeAndLeaseTests: XCTestCase {
         XCTAssertEqual(LeaseBreakClock(breakTimeSeconds: 45, waitedAtLeast: 5, waitedAtMost: 2).secondsLeft, 40)
     }
 }
+
+/// sock_diag's unix answers, recorded from the kernel, and the live dump on a
+/// socketpair made here.
+final class UnixDiagTests: XCTestCase {
+    /// Recorded with python3 on Linux 6.18: socketpair(AF_UNIX, SOCK_STREAM) a = 2672400,
+    /// b = 2672401, 100 bytes sent from a and not read by b. Each is one recv() of the
+    /// answer to SOCK_DIAG_BY_FAMILY for one inode (udiag_show = UDIAG_SHOW_PEER |
+    /// UDIAG_SHOW_RQLEN): socket a (peer b), socket b (peer a, 100 bytes queued), and
+    /// inode 1, no such unix socket (NLMSG_ERROR -ENOENT).
+    static let recorded = [
+        "exact-a": "3c0000001400000007000000ef2900000101010010c728004b000000000000000800020011c728000c00040000000000000300000500060000000000",
+        "exact-b": "3c0000001400000007000000ef2900000101010011c728004c000000000000000800020010c728000c00040064000000000000000500060000000000",
+        "error-enoent": "3c0000000200000007000000ef290000feffffff2800000014000100070000000000000001000000ffffffff0100000014000000ffffffffffffffff",
+    ]
+
+    func bytes(_ name: String) throws -> [UInt8] {
+        let hex = Array(try XCTUnwrap(Self.recorded[name]).utf8)
+        return stride(from: 0, to: hex.count, by: 2).compactMap { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) }
+    }
+
+    func testSocketLink() {
+        XCTAssertEqual(UnixDiag.inode(ofLink: "socket:[2672400]"), 2672400)
+        XCTAssertNil(UnixDiag.inode(ofLink: "pipe:[2672400]"))
+        XCTAssertNil(UnixDiag.inode(ofLink: "socket:[x]"))
+    }
+
+    func testRequestLayout() {
+        let r = UnixDiag.request(sequence: 9)
+        XCTAssertEqual(r.count, 40)
+        XCTAssertEqual(Array(r[0..<4]), [40, 0, 0, 0])          // nlmsg_len
+        XCTAssertEqual(Array(r[4..<6]), [20, 0])                // SOCK_DIAG_BY_FAMILY
+        XCTAssertEqual(Array(r[6..<8]), [0x01, 0x03])           // NLM_F_REQUEST | NLM_F_DUMP
+        XCTAssertEqual(r[16], UInt8(AF_UNIX))
+        XCTAssertEqual(Array(r[28..<32]), [0x14, 0, 0, 0])      // UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN
+    }
+
+    func testRecordedAnswers() throws {
+        XCTAssertEqual(UnixDiag.parse(try bytes("exact-a")),
+                       .sockets([UnixDiagSocket(inode: 2672400, peer: 2672401, type: 1, state: 1, receiveQueue: 0, sendQueue: 768)], done: false))
+        XCTAssertEqual(UnixDiag.parse(try bytes("exact-b")),
+                       .sockets([UnixDiagSocket(inode: 2672401, peer: 2672400, type: 1, state: 1, receiveQueue: 100, sendQueue: 0)], done: false))
+        XCTAssertEqual(UnixDiag.parse(try bytes("error-enoent")), .error(ENOENT))
+        // A dump ends with NLMSG_DONE; a cut message ends the buffer without a crash.
+        let done: [UInt8] = [20, 0, 0, 0, 3, 0, 2, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        XCTAssertEqual(UnixDiag.parse(try bytes("exact-a") + done),
+                       .sockets([UnixDiagSocket(inode: 2672400, peer: 2672401, type: 1, state: 1, receiveQueue: 0, sendQueue: 768)], done: true))
+        let a = try bytes("exact-a")
+        for cut in [0, 10, 20, 40, a.count - 1] {
+            guard case .sockets(_, let d) = UnixDiag.parse(Array(a[0..<cut])) else { return XCTFail("cut \(cut)") }
+            XCTAssertFalse(d)
+        }
+    }
+
+    func testLiveDumpNamesThePeerOfASocketpair() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        func inode(_ fd: Int32) throws -> UInt64 {
+            try XCTUnwrap(UnixDiag.inode(ofLink: try ProcRoot().readLink("self/fd/\(fd)")))
+        }
+        let a = try inode(fds[0]), b = try inode(fds[1])
+        let table: [UInt64: UnixDiagSocket]
+        do { table = try UnixDiag.dump() } catch {
+            throw XCTSkip("sock_diag for AF_UNIX unavailable here: \(error)")
+        }
+        XCTAssertEqual(table[a]?.peer, b)
+        XCTAssertEqual(table[b]?.peer, a)
+        let ends = PipeEnds.find(link: "socket:[\(b)]", proc: ProcRoot(), pids: [getpid()])
+        XCTAssertEqual(ends.map(\.fd), [fds[1]])
+    }
+}

@@ -187,6 +187,83 @@ final class DepthLiveTests: XCTestCase {
                       d.verdict[0])
     }
 
+    /// A holder that writes into a unix stream socket its peer never reads: python3
+    /// holds the flock, forks a child that keeps the other end of a socketpair and
+    /// sleeps, and writes until the socket buffer is full. The peer is found through
+    /// sock_diag's UNIX_DIAG_PEER, by pid.
+    func testHolderBlockedWritingToAUnixSocketWhosePeerSleeps() throws {
+        let py = try python()
+        try requireRoot("reading every process's fd links")
+        let dir = try tempDir()
+        let f = try dir.touch("F")
+        let script = """
+        import fcntl, os, socket, sys, time
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child = os.fork()
+        if child == 0:
+            os.close(fd); a.close()
+            print('peer', os.getpid(), flush=True)
+            time.sleep(600)
+            os._exit(0)
+        b.close()
+        print('writing', flush=True)
+        while True:
+            a.sendall(b'x' * 65536)
+        """
+        let holder = try run([py, "-c", script, f], waitFor: "writing")
+        var peer: Int32 = 0
+        let blocked = waitUntil(timeout: 10, interval: 0.05) {
+            peer = members(ofGroup: holder.pid).first { $0.pid != holder.pid }?.pid ?? 0
+            return peer > 0 && readProcText("/proc/\(holder.pid)/syscall")?.hasPrefix("\(SyscallTable.host.number(of: "sendto") ?? -1) ") == true
+        }
+        try XCTSkipUnless(blocked, "the holder never blocked in sendto (syscall \(readProcText("/proc/\(holder.pid)/syscall") ?? "?"))")
+        _ = try run([which("flock") ?? "flock", f, "true"])
+
+        let d = try diagnose(f)
+        let s = try finding(d, .holderPipe)
+        XCTAssertEqual(s.pid, holder.pid)
+        XCTAssertEqual(s["readers"], .pids([peer]))
+        XCTAssertEqual(s["direction"], .string("write"))
+        XCTAssertNotNil(s["peer_socket_inode"])
+        XCTAssertEqual(d.locks.first?.cause?.rule, .holderPipe)
+        XCTAssertTrue(s.summary.contains("python3[\(holder.pid)] is blocked writing to a unix socket socket:[")
+                      && s.summary.contains("whose peer python3[\(peer)] is not reading (in clock_nanosleep()"), s.summary)
+        let json = DiagnosisJSON(syscallName: { _ in nil }, exitCode: { _ in 0 }).value(d).serialized()
+        XCTAssertTrue(json.contains("\"peer_socket_inode\""), json)
+    }
+
+    /// `sleep 600 < fifo & flock F sh -c 'yes > fifo'`: yes holds the lock (shared with
+    /// flock's child), blocks writing into the full named FIFO, and its only reader,
+    /// sleep, never reads. The other end is found by the FIFO's path and inode.
+    func testHolderBlockedWritingIntoANamedFifo() throws {
+        try requireRoot("reading every process's fd links")
+        guard let sh = which("sh"), let flock = which("flock"), let mkfifo = which("mkfifo") else { try skip("sh/flock/mkfifo not found") }
+        let dir = try tempDir()
+        let f = try dir.touch("F")
+        let fifo = dir.file("fifo")
+        XCTAssertEqual(try runCommand([mkfifo, fifo]).exitCode, 0)
+        let pipeline = try run([sh, "-c", "sleep 600 < \(fifo) & exec \(flock) \(f) sh -c 'exec yes > \(fifo)'"])
+        var yes: Int32 = 0, sleeper: Int32 = 0
+        let found = waitUntil(timeout: 10, interval: 0.05) {
+            let m = members(ofGroup: pipeline.pid)
+            yes = m.first { $0.comm == "yes" }?.pid ?? 0
+            sleeper = m.first { $0.comm == "sleep" }?.pid ?? 0
+            return yes > 0 && sleeper > 0 && readProcText("/proc/\(yes)/wchan")?.contains("pipe_write") == true
+        }
+        try XCTSkipUnless(found, "yes never blocked on the FIFO: \(members(ofGroup: pipeline.pid))")
+        _ = try run([flock, f, "true"])
+
+        let d = try diagnose(f)
+        let p = try finding(d, .holderPipe)
+        XCTAssertEqual(p.pid, yes)
+        XCTAssertEqual(p["readers"], .pids([sleeper]))
+        XCTAssertEqual(p["fifo"], .string(fifo))
+        XCTAssertTrue(p.summary.contains("yes[\(yes)] is blocked writing into a full FIFO \(fifo); its only reader, sleep[\(sleeper)], never reads"),
+                      p.summary)
+    }
+
     // MARK: - lease-break
 
     static let leaseScript = """

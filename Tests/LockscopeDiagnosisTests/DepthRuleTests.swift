@@ -53,6 +53,62 @@ final class DepthRuleTests: XCTestCase {
         XCTAssertTrue(h.summary.contains("its other end was not looked for"), h.summary)
     }
 
+    /// A flock holder (820) blocked in sendto on a unix socket (inode 5001) whose peer
+    /// socket (5002) is open only in 821, asleep.
+    func socketInput(peer: UnixSocketPeer?) -> DiagnosisInput {
+        let holder = B.proc(820, "python3"), sleeper = B.proc(821, "python3", ppid: 820)
+        let l = B.lock("/tmp/F", inode: 46, holders: [(holder, 3, true)], waiters: [B.proc(901, "flock", age: 2)])
+        let sock = NetSocket(proto: .unix, inode: 5001, state: "CONNECTED", unixType: "STREAM")
+        let activity: [Int32: ProcessActivity] = [
+            820: B.activity(820, [B.thread(820, "S", "sendto", .io(fds: [B.socketFd(4, sock)], timeoutMs: nil), inCall: 5,
+                                           wchan: "unix_stream_sendmsg")]),
+            821: B.activity(821, [B.thread(821, "S", "clock_nanosleep", .sleep(seconds: 600), inCall: 5,
+                                           histogram: [HistogramBin(label: "clock_nanosleep", fraction: 1)])]),
+        ]
+        var input = DiagnosisInput(report: LockReport(targets: [], locks: [l]), activity: activity,
+                                   processes: [820: holder, 821: sleeper])
+        if let peer { input.unixPeers = [5001: peer] }
+        return input
+    }
+
+    func testHolderBlockedOnAUnixSocketNamesThePeer() throws {
+        let mine = UnixDiagSocket(inode: 5001, peer: 5002, type: 1, state: 1, receiveQueue: 0, sendQueue: 212992)
+        let theirs = UnixDiagSocket(inode: 5002, peer: 5001, type: 1, state: 1, receiveQueue: 212992, sendQueue: 0)
+        let d = engine.diagnose(socketInput(peer: UnixSocketPeer(socket: mine, peerSocket: theirs, ends: [PipeEnd(pid: 821, fd: 5, side: .both)])))
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .holderPipe })
+        XCTAssertEqual(f.pid, 820)
+        XCTAssertEqual(f["readers"], .pids([821]))
+        XCTAssertEqual(f["peer_socket_inode"], .int(5002))
+        XCTAssertEqual(f["peer_unread_bytes"], .int(212992))
+        XCTAssertEqual(d.locks[0].cause?.rule, .holderPipe)
+        XCTAssertEqual(f.summary, "python3[820] is blocked writing to a unix socket socket:[5001] whose peer python3[821] is not reading (in clock_nanosleep() for at least 5 s)")
+
+        // Unix diag unavailable, or never asked: said so, never a guess.
+        let off = engine.diagnose(socketInput(peer: UnixSocketPeer(socket: nil, ends: [], unavailable: "sock_diag: ENOENT")))
+        let g = try XCTUnwrap(off.findings.first { $0.rule == .holderPipe })
+        XCTAssertTrue(g.summary.hasSuffix("its peer could not be looked up (sock_diag: ENOENT)"), g.summary)
+        let none = try XCTUnwrap(engine.diagnose(socketInput(peer: nil)).findings.first { $0.rule == .holderPipe })
+        XCTAssertTrue(none.summary.hasSuffix("its other end was not looked for"), none.summary)
+    }
+
+    /// A named FIFO: the descriptor is a path; the kernel's wait channel (pipe_write)
+    /// says it is a FIFO, and the other end comes from `fifoEnds` by that path.
+    func testHolderBlockedOnANamedFifo() throws {
+        var input = pipeInput()
+        let fifo = ResolvedFd(fd: 1, what: .path("/tmp/q/fifo"))
+        input.activity[811] = B.activity(811, [B.thread(811, "S", "write", .io(fds: [fifo], timeoutMs: nil), inCall: 6, wchan: "pipe_write")])
+        input.pipeEnds = [:]
+        input.fifoEnds = ["/tmp/q/fifo": [PipeEnd(pid: 811, fd: 1, side: .write), PipeEnd(pid: 812, fd: 0, side: .read)]]
+        let d = engine.diagnose(input)
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .holderPipe })
+        XCTAssertEqual(f["fifo"], .string("/tmp/q/fifo"))
+        XCTAssertEqual(f["readers"], .pids([812]))
+        XCTAssertTrue(f.summary.hasPrefix("yes[811] is blocked writing into a full FIFO /tmp/q/fifo; its only reader, sleep[812], never reads"), f.summary)
+        // The same path in an ordinary write (a file, not in pipe_write) is not a FIFO.
+        input.activity[811] = B.activity(811, [B.thread(811, "S", "write", .io(fds: [fifo], timeoutMs: nil), inCall: 6, wchan: "ext4_file_write_iter")])
+        XCTAssertFalse(engine.diagnose(input).findings.contains { $0.rule == .holderPipe })
+    }
+
     func leaseInput(masks: SignalMasks?, breakTime: Int? = 45) -> DiagnosisInput {
         var holder = B.proc(700, "python3")
         holder.signalMasks = masks
