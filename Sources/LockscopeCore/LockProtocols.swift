@@ -228,6 +228,33 @@ public enum LockProtocols {
             source: "SQLite src/os_unix.c UNIX_SHM_BASE; src/wal.c")
     }
 
+    /// A WAL-mode writer waiting for another's write transaction is not a kernel
+    /// waiter: SQLite's busy handler retries F_SETLK on WAL_WRITE_LOCK (src/wal.c
+    /// `walLockExclusive()` → os_unix.c `unixShmLock()`, byte UNIX_SHM_BASE + 0 = 120)
+    /// between sleeps, and between attempts the connection keeps only its read lock
+    /// on the dead-man switch (UNIX_SHM_DMS, byte 128) and perhaps a read mark. So
+    /// /proc/locks shows it as one more holder. Given the pids seen retrying (the
+    /// sampler: asleep between lock attempts), a connection that holds nothing but
+    /// DMS or a read mark while another holds WAL_WRITE_LOCK becomes a waiter for
+    /// it (an inference from the lock layout and its activity, said as such in
+    /// `meaning`). Returns the reading with them as wanting WAL_WRITE_LOCK, and their
+    /// pids; other readings come back unchanged.
+    public static func walWritersWaiting(_ r: ProtocolReading, retrying: Set<Int32>) -> (ProtocolReading, waiting: [Int32]) {
+        guard r.name == "sqlite-wal",
+              let writer = r.participants.first(where: { !$0.wanted && $0.state == "WAL_WRITE_LOCK" })?.pid else { return (r, []) }
+        var out = r
+        var waiting: [Int32] = []
+        let strong: Set<String> = ["WAL_WRITE_LOCK", "WAL_CKPT_LOCK", "WAL_RECOVER_LOCK"]
+        for p in r.participants where !p.wanted && p.pid != writer && retrying.contains(p.pid) && !strong.contains(p.state)
+            && out.participant(p.pid, wanted: true) == nil {
+            out.participants.append(ProtocolParticipant(
+                pid: p.pid, state: "WAL_WRITE_LOCK", wanted: true,
+                meaning: "waiting to write: retrying in SQLite's busy handler (holds only \(p.state))"))
+            waiting.append(p.pid)
+        }
+        return (out, waiting)
+    }
+
     // MARK: path-named locks
 
     static func basename(_ path: String) -> Substring {

@@ -219,6 +219,18 @@ extension Rules {
 
     // MARK: - sqlite-busy and lock-protocol
 
+    /// Asleep between attempts for most of the window, as SQLite's busy handler is
+    /// (sqlite3_busy_timeout sleeps 1–100 ms between F_SETLK tries, src/main.c
+    /// `sqliteDefaultBusyCallback()`): a thread in nanosleep/clock_nanosleep now or in
+    /// at least a third of the samples.
+    static func retriesBetweenSleeps(_ act: ProcessActivity?) -> Bool {
+        let sleeps: Set<String> = ["nanosleep", "clock_nanosleep"]
+        return act?.threads.contains { t in
+            if case .sleep? = t.call { return true }
+            return t.histogram.contains { sleeps.contains($0.label) && $0.fraction >= 1.0 / 3 }
+        } ?? false
+    }
+
     static func protocolFinding(ctx: RuleContext, lock: LockEntry, reading r: ProtocolReading, pollers: [Int32],
                                 blocked: [Int32]) -> Finding? {
         guard !pollers.isEmpty || !blocked.isEmpty else { return nil }

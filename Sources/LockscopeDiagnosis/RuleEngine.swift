@@ -16,6 +16,16 @@ public struct RuleEngine: Sendable {
         var all: [Finding] = []
         var lockResults: [LockDiagnosis] = []
         let protocols = ProtocolIndex(input.report.locks)
+        // WAL-mode writers retrying in SQLite's busy handler hold only read locks on the
+        // -shm: waiters for the writer's WAL_WRITE_LOCK, not more holders.
+        var readings = protocols.byFile
+        var walWaiting: [FileIdentity: [Int32]] = [:]
+        for (file, r) in readings where r.name == "sqlite-wal" {
+            let retrying = Set(r.participants.map(\.pid).filter { Rules.retriesBetweenSleeps(input.activity[$0]) })
+            let (amended, waiting) = LockProtocols.walWritersWaiting(r, retrying: retrying)
+            readings[file] = amended
+            walWaiting[file] = waiting
+        }
 
         for lock in input.report.locks {
             let openers = input.report.openers.filter { $0.file == lock.file }
@@ -23,9 +33,12 @@ public struct RuleEngine: Sendable {
             let explained = lock.holders.map { ctx.explain(pid: $0.pid, lock: lock, depth: 0, chain: [], maxDepth: maxDepth) }
             var findings = explained.flatMap(\.findings) + ctx.leakedFd(lock)
             if let lease = Rules.leaseBreak(ctx: ctx, lock: lock) { findings.insert(lease, at: 0) }
-            let reading = protocols[lock.file]
-            if let reading, let f = Rules.protocolFinding(ctx: ctx, lock: lock, reading: reading,
-                                                          pollers: openers.filter { $0.activity == .polling }.map(\.pid),
+            let reading = lock.file.flatMap { readings[$0] }
+            // Counted once, on the entry that is the write lock (byte 120, WRITE).
+            let walPollers = lock.access == .write && lock.start <= LockProtocols.shmBase && (lock.end ?? Int64.max) >= LockProtocols.shmBase
+                ? lock.file.flatMap { walWaiting[$0] } ?? [] : []
+            let pollers = openers.filter { $0.activity == .polling }.map(\.pid) + walPollers
+            if let reading, let f = Rules.protocolFinding(ctx: ctx, lock: lock, reading: reading, pollers: pollers,
                                                           blocked: lock.waiters.map(\.pid)) {
                 findings.append(f)
             }
@@ -39,9 +52,10 @@ public struct RuleEngine: Sendable {
             for i in findings.indices where findings[i].lock == nil { findings[i].lock = lock.file }
             findings = dedupe(findings)
             let blocked = Set(lock.waiters.map(\.pid)).count
-            let polling = openers.filter { $0.activity == .polling }.count
+            let polling = pollers.count
             let ages = lock.waiters.compactMap { $0.process?.ageSeconds }
                 + openers.filter { $0.activity == .polling }.compactMap { $0.process?.ageSeconds }
+                + walPollers.compactMap { ctx.facts[$0]?.ageSeconds }
             var result = LockDiagnosis(lock: lock, openers: openers, verdict: "", cause: cause, findings: findings,
                                        blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: ages.max(),
                                        holderUninspectable: uninspectable)

@@ -152,6 +152,55 @@ final class DepthLiveTests: XCTestCase {
         XCTAssertEqual(f["retrying"], .pids([writer.pid]))
     }
 
+    static let walScript = """
+    import sqlite3, sys, time
+    mode, path = sys.argv[1], sys.argv[2]
+    c = sqlite3.connect(path, isolation_level=None, timeout=60)
+    c.execute('PRAGMA journal_mode=WAL')
+    c.execute('create table if not exists t(x)')
+    if mode == 'hold':
+        c.execute('BEGIN IMMEDIATE')
+        c.execute('insert into t values(1)')
+        print('ready', flush=True)
+        time.sleep(600)
+    print('ready', flush=True)
+    c.execute('BEGIN IMMEDIATE')
+    time.sleep(600)
+    """
+
+    /// WAL mode: BEGIN IMMEDIATE holds WAL_WRITE_LOCK (byte 120 of app.db-shm); a
+    /// second connection with a busy timeout retries for it while holding only the
+    /// DMS read lock (byte 128). It is a waiter retrying in the busy handler, not a holder.
+    func testSQLiteWALWriterWaitsInTheBusyHandler() throws {
+        let py = try python()
+        try requireRoot("reading other processes' fdinfo")
+        let dir = try tempDir()
+        let db = dir.file("app.db")
+        let holder = try run([py, "-c", Self.walScript, "hold", db], waitFor: "ready")
+        let writer = try run([py, "-c", Self.walScript, "wait", db], waitFor: "ready")
+        let shm = db + "-shm"
+        let id = try TargetResolver().resolve(shm).file
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            ProcLocksParser.parse(readProcText("/proc/locks") ?? "").locks.contains { $0.lock.file == id && $0.lock.pid == writer.pid }
+        }, "the waiting connection never opened the WAL index")
+
+        var d = try diagnose(shm)
+        // The sampler must catch it between attempts for most of the window: rare to miss, retried.
+        for _ in 0..<3 where d.findings.first(where: { $0.rule == .sqliteBusy }) == nil { d = try diagnose(shm) }
+        let f = try finding(d, .sqliteBusy)
+        XCTAssertEqual(f.pid, holder.pid)
+        XCTAssertEqual(f["state"], .string("WAL_WRITE_LOCK"))
+        XCTAssertEqual(f["retrying"], .pids([writer.pid]))
+        let reading = try XCTUnwrap(d.locks.compactMap(\.lockProtocol).first)
+        XCTAssertEqual(reading.participant(writer.pid, wanted: true)?.state, "WAL_WRITE_LOCK")
+        XCTAssertEqual(reading.participant(writer.pid)?.state, "DMS")
+        XCTAssertEqual(d.outcome, .contention)
+        let write = try XCTUnwrap(d.locks.first { $0.lock.access == .write && $0.lock.start == LockProtocols.shmBase })
+        XCTAssertEqual(write.pollingCount, 1)
+        XCTAssertTrue(write.verdict.contains("holds the WAL_WRITE_LOCK lock (writing); 1 connection retries in SQLite's busy handler"),
+                      write.verdict)
+    }
+
     // MARK: - holder-pipe
 
     /// `flock F yes | sleep 600`: yes shares flock's lock and blocks writing into the

@@ -166,6 +166,51 @@ final class DepthRuleTests: XCTestCase {
         XCTAssertTrue(d.verdict[0].hasPrefix("SQLite database /srv/app.db: python3[500] holds the EXCLUSIVE lock (writing); 2 connections retry in SQLite's busy handler (oldest 3 s). Holder python3[500] is sleeping"), d.verdict[0])
     }
 
+    /// WAL mode as python3's sqlite3 leaves it: 510 holds WAL_WRITE_LOCK (byte 120,
+    /// WRITE), a read mark and DMS; 511 holds only DMS (byte 128, READ) and sleeps in
+    /// the busy handler; 512 holds only DMS and is idle in read(): a reader, not waiting.
+    func walInput() -> DiagnosisInput {
+        let writer = B.proc(510, "python3"), waiting = B.proc(511, "python3", age: 7), idle = B.proc(512, "python3")
+        func range(_ p: ProcessFacts, _ byte: Int64, _ access: LockAccess) -> LockEntry {
+            var l = B.lock("/srv/app.db-shm", inode: 47, holders: [(p, 4, true)], kind: .posix)
+            l.start = byte; l.end = byte; l.access = access
+            return l
+        }
+        let locks = [range(writer, 120, .write), range(writer, 124, .read), range(writer, 128, .read),
+                     range(waiting, 128, .read), range(idle, 128, .read)]
+        let activity: [Int32: ProcessActivity] = [
+            510: B.activity(510, [B.thread(510, "S", "clock_nanosleep", .sleep(seconds: 600), inCall: 9)]),
+            511: B.activity(511, [B.thread(511, "S", "clock_nanosleep", .sleep(seconds: 0.1), inCall: 0.05,
+                                           histogram: [HistogramBin(label: "clock_nanosleep", fraction: 0.9), HistogramBin(label: "fcntl", fraction: 0.1)])]),
+            512: B.activity(512, [B.thread(512, "S", "read", .other, inCall: 9)]),
+        ]
+        return DiagnosisInput(report: LockReport(targets: [], locks: locks), activity: activity,
+                              processes: [510: writer, 511: waiting, 512: idle])
+    }
+
+    func testWALWriterRetryingInTheBusyHandlerIsAWaiterNotAHolder() throws {
+        let d = engine.diagnose(walInput())
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .sqliteBusy })
+        XCTAssertEqual(f.pid, 510)
+        XCTAssertEqual(f["state"], .string("WAL_WRITE_LOCK"))
+        XCTAssertEqual(f["retrying"], .pids([511]))
+        XCTAssertEqual(d.findings.filter { $0.rule == .sqliteBusy }.count, 1)
+        let write = d.locks[0]
+        XCTAssertEqual(write.pollingCount, 1)
+        XCTAssertEqual(write.oldestWaitSeconds, 7)
+        XCTAssertEqual(write.lockProtocol?.participant(511, wanted: true)?.state, "WAL_WRITE_LOCK")
+        XCTAssertNil(write.lockProtocol?.participant(512, wanted: true))
+        XCTAssertEqual(d.outcome, .contention)
+        XCTAssertTrue(write.verdict.hasPrefix("SQLite database (WAL mode) /srv/app.db: python3[510] holds the WAL_WRITE_LOCK lock (writing); 1 connection retries in SQLite's busy handler"), write.verdict)
+        // The other entries on the -shm count nobody twice.
+        XCTAssertEqual(d.locks.dropFirst().map(\.pollingCount), [0, 0, 0, 0])
+
+        // Nobody holds WAL_WRITE_LOCK: a sleeping connection with DMS is only a reader.
+        var input = walInput()
+        input.report.locks.removeFirst()
+        XCTAssertFalse(engine.diagnose(input).findings.contains { $0.rule == .sqliteBusy })
+    }
+
     func testUnrecognisedLocksKeepTodaysText() throws {
         var input = sqliteInput(path: "/tmp/plain")
         input.report.locks[0].start = 0
