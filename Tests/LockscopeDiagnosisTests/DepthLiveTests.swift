@@ -75,6 +75,15 @@ final class DepthLiveTests: XCTestCase {
 
     // MARK: - SQLite
 
+    /// One python3 sqlite3 connection per mode on a fresh `app.db`, each started once
+    /// the one before says `ready`.
+    func sqliteConnections(_ script: String, _ modes: [String]) throws -> (db: String, [Spawned]) {
+        let py = try python()
+        try requireRoot("reading other processes' fdinfo to find the pollers")
+        let db = try tempDir().file("app.db")
+        return (db, try modes.map { try run([py, "-c", script, $0, db], waitFor: "ready") })
+    }
+
     static let sqliteScript = """
     import sqlite3, sys, time
     mode, path = sys.argv[1], sys.argv[2]
@@ -100,13 +109,8 @@ final class DepthLiveTests: XCTestCase {
     /// timeout: "SQLite database …: python3[N] holds the EXCLUSIVE lock (writing);
     /// 2 connections retry in SQLite's busy handler".
     func testSQLiteExclusiveHolderAndTwoBusyConnections() throws {
-        let py = try python()
-        try requireRoot("reading other processes' fdinfo to find the pollers")
-        let dir = try tempDir()
-        let db = dir.file("app.db")
-        let holder = try run([py, "-c", Self.sqliteScript, "exclusive", db], waitFor: "ready")
-        let reader = try run([py, "-c", Self.sqliteScript, "read", db], waitFor: "ready")
-        let writer = try run([py, "-c", Self.sqliteScript, "write", db], waitFor: "ready")
+        let (db, c) = try sqliteConnections(Self.sqliteScript, ["exclusive", "read", "write"])
+        let (holder, reader, writer) = (c[0], c[1], c[2])
         try waitPolling(db, 2)
 
         // Pollers are recognised by what they do at the moment of the scan (asleep in
@@ -136,12 +140,8 @@ final class DepthLiveTests: XCTestCase {
     /// BEGIN IMMEDIATE (RESERVED: WRITE on 0x40000001, READ on the SHARED range) and a
     /// writer retrying for RESERVED; a reader may still read, so only the writer polls.
     func testSQLiteReservedHolder() throws {
-        let py = try python()
-        try requireRoot("reading other processes' fdinfo to find the pollers")
-        let dir = try tempDir()
-        let db = dir.file("app.db")
-        let holder = try run([py, "-c", Self.sqliteScript, "reserved", db], waitFor: "ready")
-        let writer = try run([py, "-c", Self.sqliteScript, "write", db], waitFor: "ready")
+        let (db, c) = try sqliteConnections(Self.sqliteScript, ["reserved", "write"])
+        let (holder, writer) = (c[0], c[1])
         try waitPolling(db, 1)
         let d = try diagnose(db)
         let reading = try XCTUnwrap(d.locks.compactMap(\.lockProtocol).first)
@@ -172,12 +172,8 @@ final class DepthLiveTests: XCTestCase {
     /// second connection with a busy timeout retries for it while holding only the
     /// DMS read lock (byte 128). It is a waiter retrying in the busy handler, not a holder.
     func testSQLiteWALWriterWaitsInTheBusyHandler() throws {
-        let py = try python()
-        try requireRoot("reading other processes' fdinfo")
-        let dir = try tempDir()
-        let db = dir.file("app.db")
-        let holder = try run([py, "-c", Self.walScript, "hold", db], waitFor: "ready")
-        let writer = try run([py, "-c", Self.walScript, "wait", db], waitFor: "ready")
+        let (db, c) = try sqliteConnections(Self.walScript, ["hold", "wait"])
+        let (holder, writer) = (c[0], c[1])
         let shm = db + "-shm"
         let id = try TargetResolver().resolve(shm).file
         XCTAssertTrue(waitUntil(timeout: 10) {
