@@ -70,6 +70,9 @@ Steps (parameters separated by ':'; for open: and open-ro: all text after the fi
   syscalls:N[:PAUSE_MS] tracer-overhead workload: print `sync <PID>`, then wait for a
                        line on stdin (or PAUSE_MS ms if given), then do N one-byte
                        write+read pairs on a pipe and print `loop-ns <NS>`
+  await                print `await <PID>`, then block in read(2) on stdin until a line
+                       arrives (a tracer attaches first; the steps after it are then
+                       all seen)
   exit                 exit 0 at once
 
 Examples:
@@ -169,6 +172,7 @@ indirect enum Step {
     case resolve(name: String)
     case thread(Step, text: String)
     case syscalls(count: Int, pauseMs: Int?)
+    case await_
     case exit
 }
 
@@ -208,7 +212,7 @@ func parseStep(_ word: String) -> Step {
         let inner = String(word.dropFirst(7))
         let step = parseStep(inner)
         switch step {
-        case .fork, .daemonize, .parentSeparator, .thread, .exit, .waitChild:
+        case .fork, .daemonize, .parentSeparator, .thread, .exit, .waitChild, .await_:
             usageError("step '\(escape(inner))' cannot run in a thread")
         default: return .thread(step, text: inner)
         }
@@ -227,6 +231,7 @@ func parseStep(_ word: String) -> Step {
     case "daemonize": need(0...0); return .daemonize
     case "wait-child": need(0...0); return .waitChild
     case "exit": need(0...0); return .exit
+    case "await": need(0...0); return .await_
     case "flock":
         need(1...2)
         var nb = false
@@ -516,6 +521,9 @@ func run(_ step: Step) {
         let ns = monotonicNs() - start
         Glibc.close(p[0]); Glibc.close(p[1])
         say("loop-ns \(ns)")
+    case .await_:
+        say("await \(getpid())")
+        waitForLine()
     case .exit:
         exit(0)
     }

@@ -76,26 +76,36 @@ final class KernelTraceTests: XCTestCase {
 
     /// The DNS shape: a datagram to a silent loopback nameserver, then poll with the
     /// timeout; decoded while in progress, so nothing is marked read-after-return.
+    ///
+    /// The tracee waits on stdin (`await`) until lockscope has printed its
+    /// `attached` line: with a fixed head start instead (it once slept 300 ms),
+    /// a lockscope slow to start under load attached mid-poll, saw no sendto and
+    /// timed the poll from attach (`<0.4`), and the test failed.
     func testDNSPollDecodedWithFdPeerAndTimeout() throws {
         try requireKernelEngine()
         let hole = try Testbed.spawn(["blackhole:127.0.0.1:0"])
         defer { hole.terminate() }
         let port = try XCTUnwrap(Int(try hole.waitFor(line: "blackhole ").split(separator: " ")[1]))
         // The pause after the poll keeps the process (its fds, its memory) there while lockscope decodes.
-        let bed = try Testbed.spawn(["sleep:300", "udp-poll:127.0.0.1:\(port):700", "sleep:300", "exit"])
+        let bed = try Testbed.spawn(["await", "udp-poll:127.0.0.1:\(port):700", "sleep:300", "exit"])
         defer { bed.terminate() }
-        let r = try runCommand([TestBinaries.lockscope, "trace", "--kernel", "--syscalls", "net,poll", "--duration", "0",
-                                String(bed.pid)], timeout: 20)
-        XCTAssertEqual(r.exitCode, 0, r.stderr)
-        XCTAssertEqual(r.stderr.split(separator: "\n").first, "lockscope: engine: kernel tracepoints (--kernel)")
-        let poll = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.contains("poll(") }, r.stdout)
-        XCTAssertTrue(poll.contains("poll([{fd=3 UDP 127.0.0.1:"), r.stdout + r.stderr)
+        _ = try bed.waitFor(line: "await ")
+        let tracer = try Background([TestBinaries.lockscope, "trace", "--kernel", "--syscalls", "net,poll", "--duration", "0",
+                                     String(bed.pid)])
+        defer { tracer.stop() }
+        XCTAssertTrue(waitUntil(timeout: 20) { tracer.stdoutText.contains("attached (pid \(bed.pid))") || !tracer.process.isRunning },
+                      "lockscope never attached: \(tracer.stdoutText)")
+        bed.send()
+        XCTAssertEqual(tracer.wait(), 0)
+        let out = tracer.stdoutText
+        let poll = try XCTUnwrap(out.split(separator: "\n").first { $0.contains("poll(") }, out)
+        XCTAssertTrue(poll.contains("poll([{fd=3 UDP 127.0.0.1:"), out)
         XCTAssertTrue(poll.contains(" → 127.0.0.1:\(port), POLLIN}], 1, 700 ms) = 0 <0.7"), String(poll))
         // Decoded while the poll was still waiting: nothing read after it returned.
-        XCTAssertFalse(poll.contains("~"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("sendto(3 UDP"), r.stdout)
-        XCTAssertFalse(r.stdout.contains("] clock_nanosleep("), "the filter let other calls through: \(r.stdout)")
-        let summary = r.stdout.split(separator: "\n").drop { !$0.hasPrefix("summary") }
+        XCTAssertFalse(poll.contains("~"), out)
+        XCTAssertTrue(out.contains("sendto(3 UDP"), out)
+        XCTAssertFalse(out.contains("] clock_nanosleep("), "the filter let other calls through: \(out)")
+        let summary = out.split(separator: "\n").drop { !$0.hasPrefix("summary") }
         XCTAssertEqual(summary.dropFirst(2).first?.hasPrefix("  poll "), true, "blocking first: \(summary)")
     }
 
