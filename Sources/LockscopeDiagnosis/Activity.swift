@@ -100,6 +100,14 @@ public struct ThreadActivity: Sendable, Hashable {
     public var runningFraction: Double?
     /// Where the samples fell: `poll` 0.98, `running` 0.02 … largest first.
     public var histogram: [HistogramBin]
+    /// `inCallSeconds` is exact: an event engine saw the current call enter
+    /// during the window (otherwise it is a lower bound).
+    public var inCallExact = false
+    /// The calls the thread made during the window, in order, with exact
+    /// durations (event engines only; empty from the sampler): the last
+    /// `ObservedCall.keep` of those that can wait (network, poll, lock, blocking
+    /// classes, or any call that took at least a millisecond).
+    public var calls: [ObservedCall] = []
 
     public init(tid: Int32, state: Character, current: DecodedSyscall? = nil, call: BlockingCall? = nil,
                 inCallSeconds: Double? = nil, wchan: String? = nil, kernelStack: [String]? = nil,
@@ -120,6 +128,48 @@ public struct ThreadActivity: Sendable, Hashable {
     public var syscall: String? { current?.name }
 }
 
+/// One call an event engine saw a thread make during the window.
+public struct ObservedCall: Sendable, Hashable {
+    /// Entry, in seconds since the window started (0 for a call in progress when it started).
+    public var startSeconds: Double
+    /// Entry to return; for a call still in progress at the end, entry to the end.
+    public var durationSeconds: Double
+    public var call: DecodedSyscall
+    /// Nil: it had not returned when the window ended.
+    public var result: SyscallResult?
+    /// It was already in progress when the window started (the duration is a lower bound).
+    public var startedBefore: Bool
+
+    /// How many calls a thread keeps (the most recent).
+    public static let keep = 64
+
+    public init(startSeconds: Double, durationSeconds: Double, call: DecodedSyscall, result: SyscallResult?,
+                startedBefore: Bool = false) {
+        self.startSeconds = startSeconds
+        self.durationSeconds = durationSeconds
+        self.call = call
+        self.result = result
+        self.startedBefore = startedBefore
+    }
+
+    /// `+0.012 s sendmmsg(3 UDP … → 127.0.0.141:53, …) = 2 <0.000021>`: the
+    /// strace-like line, with the entry time since the window started.
+    public var text: String {
+        var s = (startedBefore ? "before " : "+" + formatDecimal(startSeconds, places: 3) + " s ") + CallText.call(call, escaped: false)
+        switch result {
+        case .value(let v)?: s += " = \(v)"
+        case .error(let e, let name)?: s += " = -1 \(name) (errno \(e))"
+        case nil: s += " = ? (unfinished)"
+        }
+        return s + " <" + formatDecimal(durationSeconds, places: 6) + ">"
+    }
+
+    /// Whether a call is worth keeping as evidence: one that can wait, or did.
+    public static func worthKeeping(_ c: DecodedSyscall, durationSeconds: Double) -> Bool {
+        durationSeconds >= 0.001 || !c.classes.isDisjoint(with: [.net, .poll, .lock, .blocking])
+    }
+}
+
 public struct HistogramBin: Sendable, Hashable {
     public var label: String
     public var fraction: Double
@@ -135,6 +185,8 @@ public enum ActivitySource: String, Sendable, Hashable {
     case sampler
     /// The opt-in ptrace tracer.
     case ptrace
+    /// The kernel engine (raw_syscalls tracepoints): every call, exact durations, stops nothing.
+    case kernel
     /// One sample of a recorded /proc tree (no window, no memory).
     case snapshot
 }

@@ -16,6 +16,9 @@ public struct ActivityResult: Sendable {
     public var uninspectable: Set<Int32>
     /// Ended early by a signal (Ctrl-C): the report is partial.
     public var interrupted: Bool
+    /// Why the preferred engine did not run and another did (`kernel engine
+    /// unavailable: the kernel engine needs root …`); nil when it ran.
+    public var fallback: String? = nil
     public init(activity: [Int32: ProcessActivity] = [:], uninspectable: Set<Int32> = [], interrupted: Bool = false) {
         self.activity = activity
         self.uninspectable = uninspectable
@@ -45,12 +48,16 @@ public struct Diagnoser: Sendable {
         self.excludedPids = excludedPids ?? (proc.isLive ? [getpid()] : [])
     }
 
-    /// The activity source `diagnose` and `demo` use: the tracer's sampler (one
-    /// snapshot on a fixture tree). `ptrace`: the tracer, with the sampler for
-    /// anything it could not attach to.
-    public static func liveProvider(proc: ProcRoot = ProcRoot(), ptrace: Bool = false) -> ActivityProvider {
-        if ptrace && proc.isLive { return FallbackActivity(primary: PtraceActivity(proc: proc), fallback: SamplerActivity(proc: proc)) }
-        return SamplerActivity(proc: proc)
+    /// The activity source `diagnose` and `demo` use: on the live system the
+    /// kernel engine (every call, exact durations, stops nothing), which falls
+    /// back to the sampler where it cannot run (not root, no tracepoints) and says
+    /// why; `sampler` asks for the sampler; one snapshot on a fixture tree.
+    /// `ptrace`: the tracer, with the sampler for anything it could not attach to.
+    public static func liveProvider(proc: ProcRoot = ProcRoot(), ptrace: Bool = false, sampler: Bool = false) -> ActivityProvider {
+        guard proc.isLive else { return SamplerActivity(proc: proc) }
+        if ptrace { return FallbackActivity(primary: PtraceActivity(proc: proc), fallback: SamplerActivity(proc: proc)) }
+        if sampler { return SamplerActivity(proc: proc) }
+        return KernelActivity(proc: proc)
     }
 
     /// Diagnoses `targets`, or every contended lock on the system when nil.
@@ -201,6 +208,7 @@ public struct Diagnoser: Sendable {
                                    pipeEnds: pipeEnds, leaseBreakTime: leaseBreakTime)
         input.fifoEnds = fifoEnds
         input.unixPeers = unixPeers
+        input.activityFallback = result.fallback
         return (input, result.interrupted)
     }
 

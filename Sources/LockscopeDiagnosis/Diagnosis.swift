@@ -26,6 +26,8 @@ public struct DiagnosisInput: Sendable {
     public var fifoEnds: [String: [PipeEnd]] = [:]
     /// The peer of each unix socket a process of interest is blocked on, by socket inode.
     public var unixPeers: [UInt64: UnixSocketPeer] = [:]
+    /// Why the activity engine asked for did not run (`ActivityResult.fallback`).
+    public var activityFallback: String? = nil
 
     public init(report: LockReport, allLocks: [LockEntry]? = nil, activity: [Int32: ProcessActivity] = [:],
                 processes: [Int32: ProcessFacts] = [:], resolvConf: [Int32: ResolvConf] = [:],
@@ -94,6 +96,8 @@ public struct Diagnosis: Sendable {
     public var processes: [Int32: ProcessFacts]
     public var windowSeconds: Double
     public var activitySource: ActivitySource?
+    /// Why the preferred engine did not run and `activitySource` did instead.
+    public var activityFallback: String? = nil
     /// The report's locks and the others its chains run through (from the system-wide table).
     public var graph = LockGraph()
 

@@ -89,6 +89,7 @@ public struct RuleEngine: Sendable {
                           verdict: verdict, outcome: outcome, coverage: input.report.coverage, activity: input.activity,
                           processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
         d.graph = ctx.graph
+        d.activityFallback = input.activityFallback
         return d
     }
 

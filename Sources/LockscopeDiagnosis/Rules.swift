@@ -50,8 +50,8 @@ enum Rules {
     }
 
     static func forText(_ t: ThreadActivity?) -> String {
-        guard let s = t?.inCallSeconds, s >= 0.05 else { return "" }
-        return " for at least " + durationText(s)
+        guard let t, let s = t.inCallSeconds, s >= 0.05 else { return "" }
+        return (t.inCallExact ? " for " : " for at least ") + durationText(s)
     }
 
     // MARK: - stopped
@@ -92,6 +92,11 @@ enum Rules {
         if let s { e.append(EvidenceItem("socket", .string(CallText.socket(s, escaped: false)))) }
         if let r = s?.remote { e.append(EvidenceItem("peer", .string(r.description))) }
         if let ms = timeoutMs(t) { e.append(EvidenceItem("timeout_ms", .int(Int64(ms)))) }
+        let (lookupCalls, waits) = dnsTries(t, conf: conf)
+        if !lookupCalls.isEmpty {
+            e.append(EvidenceItem("lookup_calls", .strings(lookupCalls)))
+            e.append(EvidenceItem("nameserver_waits", .strings(waits)))
+        }
 
         var where_ = callText(t)
         if let s {
@@ -159,6 +164,35 @@ enum Rules {
         let summary = "\(ctx.name(pid)) is stuck in a DNS lookup: \(where_)\(serverNote)\(timeoutNote)\(forText(t))\(costText)"
         return Finding(rule: .dnsTimeout, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
                        suggestion: suggestion)
+    }
+
+    /// What an event engine saw of the lookup in the window: every call on a
+    /// nameserver socket (`+0.004 s sendmmsg(…) = 2 <0.000018>`), and each wait
+    /// for an answer, server by server: `127.0.0.141:53 (nameserver 1): poll
+    /// 2000 ms timeout → no answer after 2.002 s`. Empty from the sampler.
+    static func dnsTries(_ t: ThreadActivity, conf: ResolvConf?) -> (calls: [String], waits: [String]) {
+        var calls: [String] = []
+        var waits: [String] = []
+        for c in t.calls {
+            guard case .io(let fds, let timeoutMs) = BlockingCall(c.call, processTids: []),
+                  let s = fds.lazy.compactMap({ f -> NetSocket? in if case .socket(let s)? = f.what { return s } else { return nil } })
+                    .first(where: { isDNS($0, conf: conf) }) else { continue }
+            calls.append(c.text)
+            guard c.call.classes.contains(.poll) else { continue }
+            var w = s.remote?.description ?? CallText.socket(s, escaped: false)
+            if let a = s.remote?.address, let i = conf?.nameserverIndex(of: a) { w += " (nameserver \(i + 1))" }
+            w += ": " + c.call.name + (timeoutMs.map { " \($0) ms timeout" } ?? "")
+            // A wait that began before the window: only its end was seen.
+            let took = (c.startedBefore ? "at least " : "") + formatDecimal(c.durationSeconds, places: 3) + " s"
+            switch c.result {
+            case .value(0)?: w += " → no answer after " + took
+            case .value?: w += " → readable after " + took
+            case .error(_, let name)?: w += " → " + name + " after " + took
+            case nil: w += " → still waiting after " + took
+            }
+            waits.append(w)
+        }
+        return (calls, waits)
     }
 
     static func quotedOptions(_ conf: ResolvConf) -> String {

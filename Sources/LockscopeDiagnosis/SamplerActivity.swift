@@ -22,7 +22,7 @@ public struct SamplerActivity: ActivityProvider {
             for (pid, act) in result.activity {
                 var a = act
                 for i in a.threads.indices where a.threads[i].state == "D" {
-                    a.threads[i].kernelStack = kernelStack(pid: pid, tid: a.threads[i].tid)
+                    a.threads[i].kernelStack = Self.kernelStack(proc: proc, pid: pid, tid: a.threads[i].tid)
                 }
                 result.activity[pid] = a
             }
@@ -34,7 +34,7 @@ public struct SamplerActivity: ActivityProvider {
     }
 
     /// /proc/PID/task/TID/stack (root only): `[<0>] percpu_rwsem_wait+0x…` → `percpu_rwsem_wait+0x…`.
-    func kernelStack(pid: Int32, tid: Int32) -> [String]? {
+    static func kernelStack(proc: ProcRoot, pid: Int32, tid: Int32) -> [String]? {
         guard let text = try? proc.readText("\(pid)/task/\(tid)/stack") else { return nil }
         let frames = text.split(separator: "\n").map { line -> Substring in
             let frame = line.firstIndex(of: "]").map { line[line.index(after: $0)...] } ?? line
@@ -61,52 +61,18 @@ public struct PtraceActivity: ActivityProvider {
             do { try tracer.check(pid: pid); traceable.append(pid) } catch { out.uninspectable.insert(pid) }
         }
         guard !traceable.isEmpty else { return out }
-        struct Track { var pid: Int32; var current: DecodedSyscall?; var since: Double; var spent: [String: Double] = [:] }
-        var tracks: [Int32: Track] = [:]
+        let builder = EventActivityBuilder()
         let ms = Int64((max(0.05, window) * 1000).rounded())
         var options = TraceOptions()
         options.duration = .milliseconds(ms)
         options.followChildren = false
         do {
-            let summary = try tracer.trace(pids: traceable, options: options, shouldStop: shouldStop) { event in
-                switch event {
-                case .attached(let time, let pid, let tid, let call):
-                    tracks[tid] = Track(pid: pid, current: call, since: time)
-                case .syscall(let s):
-                    var t = tracks[s.tid] ?? Track(pid: s.pid, current: nil, since: s.time)
-                    if s.result == nil {
-                        t.current = s.call
-                        t.since = s.inProgressAtAttach ? 0 : s.time
-                    } else {
-                        t.current = nil
-                        t.spent[s.call.name, default: 0] += s.durationSeconds ?? 0
-                    }
-                    tracks[s.tid] = t
-                case .exited(_, let tid, _, _):
-                    tracks[tid] = nil
-                default:
-                    break
-                }
-                return true
-            }
+            let summary = try tracer.trace(pids: traceable, options: options, shouldStop: shouldStop, onEvent: builder.take)
             if case .interrupted = summary.endedBy { out.interrupted = true }
             let reader = ProcessReader(proc: proc)
             for pid in traceable {
-                let threads = tracks.filter { $0.value.pid == pid }
-                let facts = reader.facts(of: pid, withThreads: true)
-                let tids = Set(threads.keys)
-                var acts: [ThreadActivity] = []
-                for (tid, t) in threads.sorted(by: { $0.key < $1.key }) {
-                    let state = facts?.threads.first { $0.tid == tid }?.state ?? facts?.state ?? "?"
-                    let total = max(summary.wallSeconds, 0.001)
-                    var a = ThreadActivity(tid: tid, state: state, current: t.current,
-                                           call: t.current.map { BlockingCall($0, processTids: tids) },
-                                           inCallSeconds: t.current == nil ? nil : summary.wallSeconds - t.since)
-                    a.histogram = t.spent.sorted { $0.value > $1.value }.map { HistogramBin(label: $0.key, fraction: min(1, $0.value / total)) }
-                    acts.append(a)
-                }
-                acts.sort { ($0.tid == pid ? 0 : 1, $0.tid) < ($1.tid == pid ? 0 : 1, $1.tid) }
-                out.activity[pid] = ProcessActivity(pid: pid, threads: acts, windowSeconds: summary.wallSeconds, source: .ptrace)
+                out.activity[pid] = builder.process(pid, wall: summary.wallSeconds, source: .ptrace,
+                                                    facts: reader.facts(of: pid, withThreads: true))
             }
         } catch {
             for pid in traceable { out.uninspectable.insert(pid) }

@@ -56,6 +56,7 @@ public struct DiagnosisJSON {
             ("verdict", .array(d.verdict.map { .string($0) })),
             ("window_seconds", .double(d.windowSeconds)),
             ("activity_source", .string(d.activitySource?.rawValue)),
+            ("activity_fallback", .string(d.activityFallback)),
             ("targets", targets),
             ("unlocked_targets", .array(d.unlockedTargets.map { .string($0.path ?? $0.argument) })),
             ("locks", .array(locks)),
@@ -109,11 +110,31 @@ public struct DiagnosisJSON {
             ("syscall", .string(t.syscall)),
             ("call", .string(t.current.map { CallText.call($0, escaped: false) })),
             ("in_call_seconds", .double(t.inCallSeconds)),
+            ("in_call_exact", .bool(t.inCallExact)),
             ("wchan", .string(t.wchan)),
             ("kernel_stack", t.kernelStack.map { .array($0.map { .string($0) }) } ?? .null),
             ("cpu_seconds", .double(t.cpuSeconds)),
             ("running_fraction", .double(t.runningFraction)),
             ("histogram", .array(t.histogram.map { .object([("label", .string($0.label)), ("fraction", .double($0.fraction))]) })),
+            ("calls", .array(t.calls.map(observed))),
+        ])
+    }
+
+    /// One call an event engine saw (kernel, ptrace): exact start and duration.
+    func observed(_ c: ObservedCall) -> JSONValue {
+        var result: JSONValue = .null
+        switch c.result {
+        case .value(let v)?: result = .object([("value", .int(v))])
+        case .error(let e, let name)?: result = .object([("error", .string(name)), ("errno", .int(Int64(e)))])
+        case nil: break
+        }
+        return .object([
+            ("start_seconds", .double(c.startSeconds)),
+            ("duration_seconds", .double(c.durationSeconds)),
+            ("started_before", .bool(c.startedBefore)),
+            ("name", .string(c.call.name)),
+            ("call", .string(CallText.call(c.call, escaped: false))),
+            ("result", result),
         ])
     }
 }

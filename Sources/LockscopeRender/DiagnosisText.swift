@@ -80,8 +80,15 @@ public struct DiagnosisText {
                 : "permission denied — run as root for a complete answer"
             out.append(style.yellow("note: \(c.processesDenied) process\(c.processesDenied == 1 ? "" : "es") could not be inspected: \(advice)"))
         }
-        if let src = d.activitySource, src == .snapshot {
+        switch d.activitySource {
+        case .snapshot?:
             out.append(style.dim("note: activity is a single snapshot of /proc (no sampling window, no memory reads)"))
+        case .kernel?:
+            out.append(style.dim("note: activity from the kernel engine (raw_syscalls tracepoints): every system call in the window, exact durations, nothing stopped"))
+        case .sampler? where d.activityFallback != nil:
+            out.append(style.dim("note: activity from the sampler: " + terminalSafe(d.activityFallback ?? "")))
+        default:
+            break
         }
         return out
     }

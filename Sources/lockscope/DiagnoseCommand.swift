@@ -11,8 +11,10 @@ struct Diagnose: ParsableCommand {
         commandName: "diagnose",
         abstract: "Explain why a lock is stuck: who holds it, what the holder is doing, and what to change.",
         discussion: """
-        Scans the lock graph, samples what the holders (and the processes they wait
-        on) are doing for --window seconds without stopping anything, and prints:
+        Scans the lock graph, watches what the holders (and the processes they wait
+        on) are doing for --window seconds without stopping anything (as root, every
+        system call from the kernel's tracepoints, with exact durations; otherwise
+        the sampler, and the report says why), and prints:
         the verdict first, then the wait-for tree, then findings with stable rule ids
         (dns-timeout, wait-chain, deadlock, leaked-fd, holder-waits-child,
         holder-stopped, holder-io, holder-sleeping, holder-busy, holder-futex,
@@ -37,8 +39,11 @@ struct Diagnose: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Samples per second during the window.", valueName: "n"))
     var hz: Int = 100
 
-    @Flag(name: .long, help: "Use the ptrace tracer instead of the sampler (slows the holder; see docs/trace.md).")
+    @Flag(name: .long, help: "Use the ptrace tracer instead of the kernel engine or sampler (slows the holder; see docs/trace.md).")
     var ptrace = false
+
+    @Flag(name: .long, help: "Use the sampler even where the kernel engine could run (root).")
+    var sampler = false
 
     @Flag(name: .long, help: "Text: only verdict, tree, and each finding's summary and suggestion (no evidence lines).")
     var brief = false
@@ -53,16 +58,17 @@ struct Diagnose: ParsableCommand {
         if !(0...60).contains(window) { throw ValidationError("--window must be between 0 and 60 seconds") }
         if !(1...1000).contains(hz) { throw ValidationError("--hz must be between 1 and 1000") }
         if ptrace && !common.proc.isLive { throw ValidationError("--ptrace needs the live /proc, not --proc-root") }
+        if ptrace && sampler { throw ValidationError("choose one engine: --sampler or --ptrace") }
     }
 
     func run() throws {
         let targets: [Target]? = files.isEmpty ? nil : try resolveTargets(files)
         if ptrace {
-            writeError("lockscope: warning: --ptrace stops the holders at every system call for the window; the default sampler stops nothing")
+            writeError("lockscope: warning: --ptrace stops the holders at every system call for the window; the default engines (kernel, sampler) stop nothing")
         }
         // Ctrl-C ends the sampling window early; the report covers what was seen.
         StopSignals.install(catchingSIGPIPE: false)
-        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace))
+        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace, sampler: sampler))
         let diagnosis: Diagnosis
         do {
             diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { StopSignals.requested != 0 })

@@ -2,6 +2,8 @@ import XCTest
 import Glibc
 @testable import LockscopeCore
 @testable import LockscopeDiagnosis
+import LockscopeTrace
+import Foundation
 import LockscopeTestSupport
 
 /// One live end-to-end test per rule: real processes (lockscope-testbed, flock(1),
@@ -116,6 +118,75 @@ final class LiveRuleTests: XCTestCase {
         // 5 s by the model; the naive timeout × attempts × servers would be 6 s.
         XCTAssertGreaterThanOrEqual(took, 4.8, "getaddrinfo took \(took) s")
         XCTAssertLessThan(took, 5.8, "getaddrinfo took \(took) s")
+    }
+
+    /// The kernel engine's evidence (the default as root): each try of the lookup
+    /// in the window, server by server, with the exact time glibc waited. With
+    /// timeout:1 and 3 blackhole nameservers each server gets 1 s, so a 2.5 s
+    /// window holds at least one whole poll timeout and the move to the next server.
+    func testDNSRetriesWithExactDurationsFromTheKernelEngine() throws {
+        try requireRoot("bind-mounting resolv.conf in a private mount namespace; the kernel engine")
+        try requireExecutable("unshare")
+        if case .failure(let why) = KernelTracer().probe() { try skip("kernel engine unavailable: \(why)") }
+        let dir = try tempDir()
+        let lock = try dir.touch("xtables.lock")
+        let (servers, conf) = try blackholeResolvConf(dir, count: 3, options: "timeout:1 attempts:1")
+        let holder = try bed(["open:" + lock, "flock:ex"] + Array(repeating: "resolve:lockscope-test.invalid", count: 10),
+                             wrapper: privateResolvConf(conf), waitFor: "ok flock:ex")
+        let w = try bed(["open:" + lock, "flock:ex"], waitFor: "pid ")
+        try waitQueued(lock, 1)
+        try waitUntilBlocked(holder.pid, inSyscall: 7)  // poll
+
+        let d = try diagnose(lock, window: 2.5)
+        XCTAssertEqual(d.activitySource, .kernel)
+        XCTAssertNil(d.activityFallback)
+        XCTAssertEqual(d.activity[holder.pid]?.source, .kernel)
+        let f = try finding(d, .dnsTimeout, pid: holder.pid)
+        guard case .strings(let waits)? = f["nameserver_waits"], case .strings(let calls)? = f["lookup_calls"] else {
+            return XCTFail("no per-try evidence: \(f.evidence)")
+        }
+        // Whole waits: "127.0.0.X:53 (nameserver i): poll 1000 ms timeout → no answer after 1.00x s".
+        // (The first one may have begun before the window: "after at least 0.4 s".)
+        let whole = waits.filter { $0.contains(" → no answer after ") && !$0.contains("at least") }
+        XCTAssertFalse(whole.isEmpty, "\(waits)")
+        for wait in whole {
+            XCTAssertTrue(servers.contains { wait.hasPrefix($0 + ":53 (nameserver ") }, wait)
+            XCTAssertTrue(wait.contains(": poll 1000 ms timeout → "), wait)
+            let took = Double(wait.split(separator: " ").dropLast().last ?? "") ?? 0
+            XCTAssertGreaterThanOrEqual(took, 0.99, wait)
+            XCTAssertLessThan(took, 1.5, wait)
+        }
+        // The lookup moved on: more than one server in the window, and each wait follows a send to it.
+        XCTAssertGreaterThanOrEqual(Set(waits.map { $0.prefix { $0 != " " } }).count, 2, "\(waits)")
+        XCTAssertTrue(calls.contains { $0.contains(" sendmmsg(") || $0.contains(" sendto(") }, "\(calls)")
+        XCTAssertTrue(calls.contains { $0.contains(" poll(") && $0.hasSuffix(">") }, "\(calls)")
+        XCTAssertEqual(Set(d.locks[0].lock.waiters.map(\.pid)), [w.pid])
+    }
+
+    /// Without root the kernel engine cannot run: `diagnose` samples instead and
+    /// says so (a note in the text, `activity_fallback` in JSON). Holder, waiter
+    /// and lockscope all run as nobody.
+    func testWithoutRootTheSamplerRunsAndSaysWhy() throws {
+        try requireRoot("drops to nobody with setpriv")
+        try requireExecutable("setpriv")
+        let nobody = [which("setpriv")!, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        let dir = try tempDir()
+        chmod(dir.path, 0o777)
+        let lock = dir.file("lock")
+        let holder = try bed(["open:" + lock, "flock:ex", "sleep:30000"], wrapper: nobody, waitFor: "ok flock:ex")
+        _ = try bed(["open:" + lock, "flock:ex"], wrapper: nobody, waitFor: "pid ")
+        try waitQueued(lock, 1)
+        try waitUntilSleeping(holder.pid)
+        let text = try runCommand(nobody + [TestBinaries.lockscope, "diagnose", "--window", "0.3", lock])
+        if text.stderr.contains("Permission denied") && text.exitCode == 126 { try skip("lockscope not executable by nobody here") }
+        XCTAssertEqual(text.exitCode, 3, text.stderr)
+        XCTAssertTrue(text.stdout.contains("note: activity from the sampler: kernel engine unavailable: the kernel engine needs root (perf tracepoints and tracefs)"), text.stdout)
+        let json = try runCommand(nobody + [TestBinaries.lockscope, "diagnose", "--json", "--window", "0.3", lock])
+        let doc = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], json.stdout)
+        XCTAssertEqual(doc["activity_source"] as? String, "sampler")
+        XCTAssertEqual(doc["activity_fallback"] as? String, "kernel engine unavailable: the kernel engine needs root (perf tracepoints and tracefs)")
+        let holding = try finding(try diagnose(lock), .holderSleeping, pid: holder.pid)
+        XCTAssertEqual(holding.pid, holder.pid)
     }
 
     // MARK: - wait-chain
