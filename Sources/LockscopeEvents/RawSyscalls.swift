@@ -14,6 +14,8 @@ public enum RawSyscallRecord: Sendable, Equatable {
     case enter(number: Int64, args: SyscallRegisters)
     /// `id` and `ret` (a value, or -errno).
     case exit(number: Int64, result: Int64)
+    /// A signal delivered or an execve (`tasks` set on the decoder).
+    case task(TaskRecord)
 }
 
 /// Six argument registers, inline.
@@ -36,6 +38,8 @@ public struct RawSyscallDecoder: Sendable {
     let args: FieldSlot
     let exitNumber: FieldSlot
     let ret: FieldSlot
+    /// The task tracepoints opened with the syscall ones, when the kernel has them.
+    public var tasks: TaskEventDecoder?
 
     public init(enter: TracepointFormat, exit: TracepointFormat) throws(EventsError) {
         func need(_ f: TracepointFormat, _ n: String) throws(EventsError) -> TracepointField {
@@ -78,7 +82,7 @@ public struct RawSyscallDecoder: Sendable {
         if type == exitId {
             return .exit(number: Int64(bitPattern: exitNumber.bits(raw)), result: Int64(bitPattern: ret.bits(raw)))
         }
-        return nil
+        return tasks?.decode(type: type, raw).map { .task($0) }
     }
 
     /// An in-kernel filter keeping only these syscall numbers

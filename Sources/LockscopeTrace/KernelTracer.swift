@@ -76,7 +76,7 @@ public struct KernelTracer: Sendable {
         do { formats = try tracefs.formats(RawSyscallTracepoint.allCases.map(\.tracepoint)) } catch {
             return .failure(.noTracepoints(error.description))
         }
-        let decoder: RawSyscallDecoder
+        var decoder: RawSyscallDecoder
         do {
             guard let d = try RawSyscallDecoder(formats: formats) else {
                 return .failure(.noTracepoints("this kernel has no raw_syscalls/sys_enter and sys_exit"))
@@ -84,6 +84,10 @@ public struct KernelTracer: Sendable {
             decoder = d
         } catch {
             return .failure(.noTracepoints(error.description))
+        }
+        // Signals and execve, where the kernel has the tracepoints (the calls are traced without them).
+        if let f = try? tracefs.formats(TaskTracepoint.allCases.map(\.tracepoint)) {
+            decoder.tasks = (try? TaskEventDecoder(formats: f)) ?? nil
         }
         let cpu = PerfSession.onlineCPUs().first ?? 0
         do {
@@ -153,29 +157,6 @@ public struct KernelTracer: Sendable {
     }
 }
 
-/// One traced thread of the kernel engine.
-final class KernelThread {
-    let tid: Int32
-    let pid: Int32
-    var inSyscall = false
-    var number = -1
-    var args = [UInt64](repeating: 0, count: 6)
-    var entryNs: Int64 = 0
-    /// Decoded (or named, without decoding) when the call passes the filter.
-    var current: DecodedSyscall?
-    /// Passes the filter and is not decoded yet.
-    var decodePending = false
-    var currentAtAttach = false
-    /// The call /proc showed it in before the events were enabled.
-    var pendingAttach: DecodedSyscall?
-    var decoder: SyscallDecoder?
-
-    init(tid: Int32, pid: Int32) {
-        self.tid = tid
-        self.pid = pid
-    }
-}
-
 /// The addresses a decoder read since the last reset: which arguments came from memory.
 final class ReadLog {
     var addresses: [UInt64] = []
@@ -189,9 +170,9 @@ final class KernelRun {
     let raw: RawSyscallDecoder
     let resolver: FdResolver
     let readLog = ReadLog()
-    var threads: [Int32: KernelThread] = [:]
+    var threads: [Int32: TracedThread] = [:]
     /// The thread of the previous record (consecutive records are mostly one thread's).
-    var lastThread: KernelThread?
+    var lastThread: TracedThread?
     var allTids: [Int32] = []
     var allPids: [Int32] = []
     var attachedEvents: [TraceEvent] = []
@@ -263,7 +244,7 @@ final class KernelRun {
                 let listed = listTids(pid)
                 if listed.isEmpty { throw .target(.noSuchProcess(pid)) }
                 for tid in listed where threads[tid] == nil {
-                    let t = KernelThread(tid: tid, pid: pid)
+                    let t = TracedThread(tid: tid, pid: pid)
                     if case .inSyscall(let nr, let args, _, _)? = (try? proc.readText("\(pid)/task/\(tid)/syscall")).map(SyscallFileParser.parse) {
                         t.pendingAttach = decoder(for: t).decode(number: nr, args: args)
                     }
@@ -273,13 +254,17 @@ final class KernelRun {
                 }
                 allPids.append(pid)
             }
+            var ids = [UInt64(raw.enterId), UInt64(raw.exitId)]
+            var names = [UInt64(raw.enterId): "raw_syscalls/sys_enter", UInt64(raw.exitId): "raw_syscalls/sys_exit"]
+            if let t = raw.tasks {
+                ids += [UInt64(t.deliverId), UInt64(t.execId)]
+                names[UInt64(t.deliverId)] = "signal/signal_deliver"
+                names[UInt64(t.execId)] = "sched/sched_process_exec"
+            }
             let session: PerfSession
             do {
-                session = try PerfSession(tracepointIds: [UInt64(raw.enterId), UInt64(raw.exitId)],
-                                          target: .tasks(pids: tids, inherit: options.followChildren),
-                                          filters: filters, pages: pages,
-                                          names: [UInt64(raw.enterId): "raw_syscalls/sys_enter",
-                                                  UInt64(raw.exitId): "raw_syscalls/sys_exit"])
+                session = try PerfSession(tracepointIds: ids, target: .tasks(pids: tids, inherit: options.followChildren),
+                                          filters: filters, pages: pages, names: names)
             } catch {
                 if case .perfOpen(_, _, let e) = error, e == .noSuchProcess, attempt < 10 { continue }
                 throw .unavailable(KernelTracer.unavailable(error))
@@ -310,7 +295,7 @@ final class KernelRun {
     }
 
     /// A decoder for the thread whose memory reads are logged (to mark arguments read late).
-    func decoder(for t: KernelThread) -> SyscallDecoder {
+    func decoder(for t: TracedThread) -> SyscallDecoder {
         if let d = t.decoder { return d }
         var memory = RemoteMemory(pid: t.tid)
         let log = readLog
@@ -416,7 +401,7 @@ final class KernelRun {
     @inline(__always)
     func handle(_ record: RawSyscallRecord, header: SampleHeader, onEvent: (TraceEvent) -> Bool) -> Bool {
         let tid = header.tid
-        let t: KernelThread
+        let t: TracedThread
         if let last = lastThread, last.tid == tid { t = last }
         else if let known = threads[tid] { t = known } else { t = adopt(tid: tid, pid: header.pid) }
         lastThread = t
@@ -465,16 +450,71 @@ final class KernelRun {
                 return true
             }
             return syscallExit(t, result: result, now: now, onEvent: onEvent)
+        case .task(let r):
+            return task(r, t, now: now, onEvent: onEvent)
         }
+    }
+
+    /// A signal or an execve, printed as `--ptrace` prints them. A fatal signal
+    /// under its default action ends every thread of the process (killed by it);
+    /// a stop signal under it stops the group.
+    func task(_ r: TaskRecord, _ t: TracedThread, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+        switch r {
+        case .signal(let sig, let handler):
+            switch SignalAction(signal: sig, handler: handler) {
+            case .groupStop:
+                return onEvent(.groupStop(time: seconds(now), tid: t.tid, signal: sig))
+            case .fatal:
+                // A fatal signal sent from outside is made a group kill when sent (complete_signal()
+                // in kernel/signal.c): the task dequeues SIGKILL, never shown as a delivery (as strace).
+                if sig != SIGKILL && !onEvent(.signal(time: seconds(now), tid: t.tid, signal: sig)) { return false }
+                var ok = true
+                for tid in allTids {
+                    guard ok, let other = threads[tid], other.pid == t.pid else { continue }
+                    // What it was in never returns: shown unfinished, then the kill.
+                    if let u = other.takeUnfinished(nowNs: now, startNs: startNs, decode: { decodeNow(other) }) {
+                        ok = onEvent(.syscall(u))
+                    }
+                    if ok { ok = onEvent(.exited(time: seconds(now), tid: tid, status: nil, signal: sig)) }
+                    threads[tid] = nil
+                }
+                lastThread = nil
+                return ok
+            case .handled, .ignored:
+                return onEvent(.signal(time: seconds(now), tid: t.tid, signal: sig))
+            }
+        case .exec(let pid, let oldPid):
+            if oldPid != pid {
+                // A thread's execve made it the leader (de_thread): it carries on under the pid,
+                // and the process's other threads are gone without a word of their own.
+                let moved = TracedThread(tid: pid, pid: pid)
+                moved.inSyscall = t.inSyscall; moved.number = t.number; moved.args = t.args
+                moved.entryNs = t.entryNs; moved.current = t.current; moved.decodePending = t.decodePending
+                moved.currentAtAttach = t.currentAtAttach; moved.decoder = t.decoder
+                for (tid, other) in threads where other.pid == t.pid { threads[tid] = nil }
+                threads[pid] = moved
+                lastThread = nil
+            } else {
+                for (tid, other) in threads where other.pid == pid && tid != pid { threads[tid] = nil }
+            }
+            // The new image's memory is another: decoders read it afresh.
+            threads[pid]?.decoder = nil
+            return onEvent(.exec(time: seconds(now), tid: pid, formerTid: oldPid))
+        }
+    }
+
+    /// A call kept only as registers, decoded now.
+    func decodeNow(_ t: TracedThread) -> DecodedSyscall {
+        readLog.addresses.removeAll(keepingCapacity: true)
+        return decoder(for: t).decode(number: t.number, args: t.args)
     }
 
     /// exit/exit_group never return: the call is shown unfinished at once (as
     /// --ptrace shows it when the thread dies), then the thread's exit.
-    func threadExits(_ t: KernelThread, status: UInt64, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+    func threadExits(_ t: TracedThread, status: UInt64, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
         var ok = true
         if t.decodePending {
-            readLog.addresses.removeAll(keepingCapacity: true)
-            let call = decoder(for: t).decode(number: t.number, args: t.args)
+            let call = decodeNow(t)
             ok = onEvent(.syscall(TracedSyscall(time: seconds(now), pid: t.pid, tid: t.tid, call: call, result: nil,
                                                 durationSeconds: 0, inProgressAtAttach: false)))
         }
@@ -485,8 +525,8 @@ final class KernelRun {
     }
 
     /// A task seen for the first time: a new thread or child (inherit), never a stranger.
-    func adopt(tid: Int32, pid: Int32) -> KernelThread {
-        let t = KernelThread(tid: tid, pid: pid)
+    func adopt(tid: Int32, pid: Int32) -> TracedThread {
+        let t = TracedThread(tid: tid, pid: pid)
         threads[tid] = t
         allTids.append(tid)
         if !allPids.contains(pid) { allPids.append(pid) }
@@ -494,7 +534,7 @@ final class KernelRun {
     }
 
     @inline(__always)
-    func syscallExit(_ t: KernelThread, result rval: Int64, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
+    func syscallExit(_ t: TracedThread, result rval: Int64, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
         t.inSyscall = false
         let nr = t.number
         let elapsed = now - t.entryNs
@@ -536,7 +576,7 @@ final class KernelRun {
     /// Whether `child` is a thread of `t`'s process: from its own records when
     /// seen, else /proc, else the call's flags (clone with CLONE_THREAD, 0x10000;
     /// clone3's `struct clone_args` starts with the flags, read late).
-    func spawnsThread(_ t: KernelThread, child: Int32, call: String) -> Bool {
+    func spawnsThread(_ t: TracedThread, child: Int32, call: String) -> Bool {
         if let c = threads[child] { return c.pid == t.pid }
         if proc.exists("\(t.pid)/task/\(child)") { return true }
         if proc.exists("\(child)") { return false }
@@ -588,28 +628,8 @@ final class KernelRun {
         var ok = true
         for tid in allTids {
             guard ok, let t = threads[tid] else { continue }
-            var call: DecodedSyscall?
-            var entry = t.entryNs
-            var atAttach = t.currentAtAttach
-            if t.inSyscall {
-                if t.decodePending {
-                    readLog.addresses.removeAll(keepingCapacity: true)
-                    call = decoder(for: t).decode(number: t.number, args: t.args)
-                } else {
-                    call = t.current
-                }
-            } else if let p = t.pendingAttach {
-                call = p
-                atAttach = true
-                entry = startNs
-            }
-            t.current = nil
-            t.pendingAttach = nil
-            t.decodePending = false
-            t.inSyscall = false
-            guard let c = call else { continue }
-            ok = onEvent(.syscall(TracedSyscall(time: seconds(entry), pid: t.pid, tid: t.tid, call: c, result: nil,
-                                                durationSeconds: Double(now - entry) / 1e9, inProgressAtAttach: atAttach)))
+            let unfinished = t.takeUnfinished(nowNs: now, startNs: startNs) { decodeNow(t) }
+            if let u = unfinished { ok = onEvent(.syscall(u)) }
         }
     }
 

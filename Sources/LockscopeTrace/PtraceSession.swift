@@ -5,29 +5,6 @@ import SystemPackage
 import Glibc
 #endif
 
-/// One traced thread.
-final class TracedThread {
-    let tid: Int32
-    var pid: Int32
-    var inSyscall = false
-    /// The call being executed (statistics key): the original call for one in progress at attach.
-    var number = -1
-    var args = [UInt64](repeating: 0, count: 6)
-    var entryNs: Int64 = 0
-    /// Decoded at entry when the call matches the filter.
-    var current: DecodedSyscall?
-    var currentAtAttach = false
-    /// The call the thread was blocked in when seized (read from /proc before attaching).
-    var pendingAttach: DecodedSyscall?
-    var groupStopped = false
-    var decoder: SyscallDecoder?
-
-    init(tid: Int32, pid: Int32) {
-        self.tid = tid
-        self.pid = pid
-    }
-}
-
 /// The ptrace event loop. Shaped like strace's `next_event()`/`dispatch_event()`:
 /// a wait status becomes a named stop, each case says how the tracee is restarted.
 final class PtraceSession {
@@ -423,23 +400,8 @@ final class PtraceSession {
 
     /// Reports a call still in progress (or the one found at attach) as unfinished.
     func flushUnfinished(_ t: TracedThread, now: Int64, onEvent: (TraceEvent) -> Bool) -> Bool {
-        var call: DecodedSyscall?
-        var atAttach = false
-        var entry = t.entryNs
-        if t.inSyscall, let c = t.current {
-            call = c
-            atAttach = t.currentAtAttach
-        } else if let p = t.pendingAttach {
-            call = p
-            atAttach = true
-            entry = startNs
-        }
-        t.current = nil
-        t.pendingAttach = nil
-        t.inSyscall = false
-        guard let c = call else { return true }
-        return onEvent(.syscall(TracedSyscall(time: seconds(entry), pid: t.pid, tid: t.tid, call: c, result: nil,
-                                              durationSeconds: Double(now - entry) / 1e9, inProgressAtAttach: atAttach)))
+        guard let s = t.takeUnfinished(nowNs: now, startNs: startNs, decode: { nil }) else { return true }
+        return onEvent(.syscall(s))
     }
 
     // MARK: - Detach

@@ -1,6 +1,7 @@
 import XCTest
 @testable import LockscopeCore
 @testable import LockscopeDiagnosis
+import LockscopeTrace
 
 /// The worst-case cost of a lookup that gets no answer, per glibc's send_dg():
 /// nameserver i waits max(1, (timeout << i) / (i > 0 ? N : 1)) seconds, every
@@ -79,5 +80,37 @@ final class DNSCostTests: XCTestCase {
 
     func testNothingToShortenAtTheMinimum() {
         XCTAssertEqual(DNSCost(conf: conf(1, "timeout:1 attempts:1")).shortenings, [])
+    }
+}
+
+/// The kernel engine's per-try DNS evidence, on built calls: a send and a whole
+/// poll timeout on nameserver 1, a poll begun before the window, one still waiting.
+final class DNSTriesTests: XCTestCase {
+    func testEachWaitNamesItsServerAndExactDuration() {
+        let conf = ResolvConf.parse("nameserver 127.0.0.141\nnameserver 127.0.0.142\noptions timeout:1\n")
+        let ns1 = B.socketFd(3, B.udp("127.0.0.1", 40000, "127.0.0.141", 53))
+        let ns2 = B.socketFd(3, B.udp("127.0.0.1", 40001, "127.0.0.142", 53))
+        let other = B.socketFd(4, B.udp("127.0.0.1", 40002, "127.0.0.9", 8080))
+        func poll(_ fd: ResolvedFd) -> DecodedSyscall { B.call("poll", B.pollArgs(fd, ms: 1000), classes: [.poll]) }
+        let send = B.call("sendmmsg", [DecodedArgument(name: "fd", value: .fd(ns1))], classes: [.net])
+        var t = B.thread(9, "S", "poll", nil)
+        t.calls = [
+            ObservedCall(startSeconds: 0, durationSeconds: 0.4, call: poll(ns1), result: .value(0), startedBefore: true),
+            ObservedCall(startSeconds: 0.4, durationSeconds: 0.00002, call: send, result: .value(2)),
+            ObservedCall(startSeconds: 0.4, durationSeconds: 1.0012, call: poll(ns1), result: .value(0)),
+            ObservedCall(startSeconds: 1.4, durationSeconds: 0.3, call: poll(other), result: .value(1)),
+            ObservedCall(startSeconds: 1.5, durationSeconds: 0.5, call: poll(ns2), result: nil),
+        ]
+        let (calls, waits) = Rules.dnsTries(t, conf: conf)
+        XCTAssertEqual(waits, [
+            "127.0.0.141:53 (nameserver 1): poll 1000 ms timeout → no answer after at least 0.400 s",
+            "127.0.0.141:53 (nameserver 1): poll 1000 ms timeout → no answer after 1.001 s",
+            "127.0.0.142:53 (nameserver 2): poll 1000 ms timeout → still waiting after 0.500 s",
+        ])
+        XCTAssertEqual(calls.count, 4, "\(calls)")   // not the poll on port 8080
+        XCTAssertTrue(calls[1].hasPrefix("+0.400 s sendmmsg(3 UDP"), calls[1])
+        XCTAssertTrue(calls[1].hasSuffix(" = 2 <0.000020>"), calls[1])
+        XCTAssertTrue(calls[0].hasPrefix("before poll("), calls[0])
+        XCTAssertTrue(calls[3].hasSuffix(" = ? (unfinished) <0.500000>"), calls[3])
     }
 }

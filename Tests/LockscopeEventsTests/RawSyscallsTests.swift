@@ -44,3 +44,37 @@ final class RawSyscallsTests: XCTestCase {
         XCTAssertEqual(RawSyscallDecoder.filter(numbers: [73, 7, 56]), "id == 7 || id == 56 || id == 73")
     }
 }
+
+/// signal_deliver and sched_process_exec decoded by field name, and what a delivered signal does.
+final class TaskEventsTests: XCTestCase {
+    func testSignalAndExecDecode() throws {
+        let d = try XCTUnwrap(try TaskEventDecoder(formats: try fixtureFormats("task-6.18")))
+        XCTAssertEqual(d.deliverId, 260)
+        XCTAssertEqual(d.execId, 365)
+        // signal_deliver: sig at 8 (int), errno 12, code 16, sa_handler at 24 (unsigned long), sa_flags 32.
+        var deliver = [UInt8](repeating: 0, count: 40)
+        deliver[0] = 0x04; deliver[1] = 0x01   // common_type 260
+        deliver[8] = 15
+        deliver[24] = 0x40; deliver[25] = 0x11
+        XCTAssertEqual(deliver.withUnsafeBytes { d.decode(type: 260, $0) }, .signal(number: 15, handler: 0x1140))
+        // sched_process_exec: __data_loc filename at 8, pid at 12, old_pid at 16.
+        var exec = [UInt8](repeating: 0, count: 20)
+        exec[12] = 0x39; exec[13] = 0x30      // 12345
+        exec[16] = 0x3a; exec[17] = 0x30      // 12346
+        XCTAssertEqual(exec.withUnsafeBytes { d.decode(type: 365, $0) }, .exec(pid: 12345, oldPid: 12346))
+        XCTAssertNil(exec.withUnsafeBytes { d.decode(type: 442, $0) })
+        XCTAssertNil(try TaskEventDecoder(formats: [:]))
+    }
+
+    func testSignalActions() {
+        XCTAssertEqual(SignalAction(signal: 19, handler: 0), .groupStop)   // SIGSTOP
+        XCTAssertEqual(SignalAction(signal: 20, handler: 0), .groupStop)   // SIGTSTP
+        XCTAssertEqual(SignalAction(signal: 17, handler: 0), .ignored)     // SIGCHLD
+        XCTAssertEqual(SignalAction(signal: 18, handler: 0), .ignored)     // SIGCONT (it resumed the group already)
+        XCTAssertEqual(SignalAction(signal: 15, handler: 0), .fatal)       // SIGTERM
+        XCTAssertEqual(SignalAction(signal: 9, handler: 0), .fatal)
+        XCTAssertEqual(SignalAction(signal: 34, handler: 0), .fatal)       // SIGRTMIN
+        XCTAssertEqual(SignalAction(signal: 15, handler: 1), .ignored)     // SIG_IGN
+        XCTAssertEqual(SignalAction(signal: 20, handler: 0x401000), .handled)
+    }
+}

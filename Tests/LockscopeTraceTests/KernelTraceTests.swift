@@ -109,6 +109,44 @@ final class KernelTraceTests: XCTestCase {
         XCTAssertEqual(summary.dropFirst(2).first?.hasPrefix("  poll "), true, "blocking first: \(summary)")
     }
 
+    /// Between the calls, what `--ptrace` prints: a group-stop, a handled
+    /// signal, an execve, and the kill that ends the process (signal_deliver,
+    /// sched_process_exec). The test sends SIGCONT itself and kills the tracee
+    /// by pid: nothing is left stopped.
+    func testSignalsGroupStopExecAndKill() throws {
+        try requireKernelEngine()
+        let dir = try TempDir(prefix: "lockscope-ktrace.")
+        defer { dir.remove() }
+        let gate = dir.file("go")
+        let script = "trap 'echo usr1' USR1; while [ ! -e \"$0\" ]; do sleep 0.05; done; kill -USR1 $$; exec /bin/sleep 30"
+        let tracee = try Background(["/bin/sh", "-c", script, gate])
+        defer { tracee.stop() }
+        let tracer = try Background([TestBinaries.lockscope, "trace", "--kernel", "--duration", "0", String(tracee.pid)])
+        defer { tracer.stop() }
+        XCTAssertTrue(waitUntil(timeout: 20) { tracer.stdoutText.contains("attached (pid \(tracee.pid))") }, tracer.stdoutText)
+        kill(tracee.pid, SIGSTOP)
+        let stopped = waitUntil(timeout: 10) { self.field(tracee.pid, "State")?.hasPrefix("T") == true }
+        kill(tracee.pid, SIGCONT)
+        XCTAssertTrue(stopped, "never stopped")
+        XCTAssertTrue(FileManager.default.createFile(atPath: gate, contents: nil))
+        XCTAssertTrue(waitUntil(timeout: 10) { readProcText("/proc/\(tracee.pid)/comm") == "sleep\n" }, "never exec'd sleep")
+        // (A SIGTERM from here would show as SIGKILL too: the kernel makes it a group kill when sent.)
+        kill(tracee.pid, SIGKILL)
+        XCTAssertEqual(tracer.wait(), 0)
+        let out = tracer.stdoutText
+        let p = "[\(tracee.pid)] "
+        XCTAssertTrue(out.contains(p + "--- stopped by SIGSTOP ---"), out)
+        XCTAssertTrue(out.contains(p + "--- SIGUSR1 ---"), out)
+        XCTAssertTrue(out.contains(p + "+++ execve +++"), out)
+        XCTAssertTrue(out.contains(p + "+++ killed by SIGKILL +++"), out)
+        XCTAssertTrue(out.contains("every traced thread exited"), out)
+        // In order: stop, the handled signal, the execve, the kill.
+        let order = ["--- stopped by SIGSTOP ---", "--- SIGUSR1 ---", "+++ execve +++", "+++ killed by SIGKILL +++"]
+            .compactMap { out.range(of: p + $0)?.lowerBound }
+        XCTAssertEqual(order, order.sorted(), out)
+        XCTAssertEqual(tracee.wait(), 128 + SIGKILL)
+    }
+
     /// Every thread: one present at attach (in progress), one created mid-trace.
     func testAllThreadsIncludingNewOnes() throws {
         try requireKernelEngine()
