@@ -77,17 +77,19 @@ final class KernelTraceTests: XCTestCase {
     /// The DNS shape: a datagram to a silent loopback nameserver, then poll with the
     /// timeout; decoded while in progress, so nothing is marked read-after-return.
     ///
-    /// The tracee waits on stdin (`await`) until lockscope has printed its
-    /// `attached` line: with a fixed head start instead (it once slept 300 ms),
-    /// a lockscope slow to start under load attached mid-poll, saw no sendto and
-    /// timed the poll from attach (`<0.4`), and the test failed.
+    /// No step depends on how fast lockscope runs. The tracee waits on stdin
+    /// (`await`) until lockscope has printed its `attached` line, and again after
+    /// the poll until its line is out: with fixed sleeps instead, a lockscope slow
+    /// to start under load attached mid-poll (no sendto, the poll timed from
+    /// attach), and one starved of CPU for a second decoded everything after the
+    /// tracee had exited (`ESRCH~`, no socket). The poll lasts 3 s: lockscope needs
+    /// one slice of CPU in that time to decode it while it waits.
     func testDNSPollDecodedWithFdPeerAndTimeout() throws {
         try requireKernelEngine()
         let hole = try Testbed.spawn(["blackhole:127.0.0.1:0"])
         defer { hole.terminate() }
         let port = try XCTUnwrap(Int(try hole.waitFor(line: "blackhole ").split(separator: " ")[1]))
-        // The pause after the poll keeps the process (its fds, its memory) there while lockscope decodes.
-        let bed = try Testbed.spawn(["await", "udp-poll:127.0.0.1:\(port):700", "sleep:300", "exit"])
+        let bed = try Testbed.spawn(["await", "udp-poll:127.0.0.1:\(port):3000", "await", "exit"])
         defer { bed.terminate() }
         _ = try bed.waitFor(line: "await ")
         let tracer = try Background([TestBinaries.lockscope, "trace", "--kernel", "--syscalls", "net,poll", "--duration", "0",
@@ -96,11 +98,14 @@ final class KernelTraceTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 20) { tracer.stdoutText.contains("attached (pid \(bed.pid))") || !tracer.process.isRunning },
                       "lockscope never attached: \(tracer.stdoutText)")
         bed.send()
+        _ = try bed.waitFor(line: "ok udp-poll", timeout: 20)
+        XCTAssertTrue(waitUntil(timeout: 20) { tracer.stdoutText.contains("] poll(") }, tracer.stdoutText)
+        bed.send()
         XCTAssertEqual(tracer.wait(), 0)
         let out = tracer.stdoutText
         let poll = try XCTUnwrap(out.split(separator: "\n").first { $0.contains("poll(") }, out)
         XCTAssertTrue(poll.contains("poll([{fd=3 UDP 127.0.0.1:"), out)
-        XCTAssertTrue(poll.contains(" → 127.0.0.1:\(port), POLLIN}], 1, 700 ms) = 0 <0.7"), String(poll))
+        XCTAssertTrue(poll.contains(" → 127.0.0.1:\(port), POLLIN}], 1, 3000 ms) = 0 <3.0"), String(poll))
         // Decoded while the poll was still waiting: nothing read after it returned.
         XCTAssertFalse(poll.contains("~"), out)
         XCTAssertTrue(out.contains("sendto(3 UDP"), out)
