@@ -37,7 +37,7 @@ public struct Collector: Sendable {
 
     /// Reads the system once. `held` supplies how long each lock has been held
     /// when something has watched it (the server's first-seen times, or events).
-    public func collect(held: (LockReport) -> [LockKey: Double] = { _ in [:] }) throws(LockscopeError) -> Result {
+    public func collect(held: (LockReport) -> [LockKey: LockMetrics.Held] = { _ in [:] }) throws(LockscopeError) -> Result {
         let scanner = LockScanner(proc: proc, excludedPids: excludedPids)
         // As cheap as `list`: no descriptor scan, facts for the owners only (the waiters'
         // facts cost more than the rest of the snapshot together on a box with 60 waiters).

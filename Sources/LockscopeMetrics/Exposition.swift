@@ -75,6 +75,7 @@ public enum MetricName {
     public static let scrapeErrors = "lockscope_scrape_errors_total"
     public static let eventsAvailable = "lockscope_events_available"
     public static let waitSeconds = "lockscope_lock_wait_seconds"
+    public static let holdSeconds = "lockscope_lock_hold_seconds"
     public static let acquisitions = "lockscope_lock_acquisitions_total"
     public static let failedAttempts = "lockscope_lock_failed_attempts_total"
     public static let lostEvents = "lockscope_lost_events_total"
@@ -83,12 +84,13 @@ public enum MetricName {
         locks: "Granted file locks in /proc/locks, by kind.",
         waiters: "Processes queued in the kernel for a file lock, by path (the --top most-waited, the rest as path=other), lock kind and the quick diagnosis's cause (reason).",
         oldestWait: "Estimated seconds the longest-waiting waiter of the lock has waited (time since its blocked thread last ran).",
-        holder: "Seconds the current holder is known to have held the lock (lower bound: since the exporter first saw it).",
+        holder: "Seconds the current holder has held the lock: source=event is exact (since the kernel lock event that granted it), source=snapshot a lower bound (since a scrape first saw it).",
         findings: "Findings of the quick diagnosis (one /proc snapshot of the contended locks' owners, no window), by rule.",
         scrapeDuration: "Seconds this exposition's snapshot took (one read of /proc/locks).",
         scrapeErrors: "Snapshots that failed (for example /proc/locks unreadable) since the exporter started.",
         eventsAvailable: "1 when kernel lock events feed the wait histograms and counters; 0 means this exposition holds snapshot gauges only.",
         waitSeconds: "Seconds each granted lock request waited, from kernel lock events.",
+        holdSeconds: "Seconds each lock was held, from grant to release, from kernel lock events.",
         acquisitions: "Lock requests granted, from kernel lock events.",
         failedAttempts: "Non-blocking lock attempts refused (EAGAIN/EWOULDBLOCK), from kernel lock events.",
         lostEvents: "Kernel lock events dropped because the exporter's perf ring buffers were full (the counters above undercount by up to this many).",
@@ -138,7 +140,7 @@ public struct Exposition: Sendable {
                 gauge(MetricName.waiters, [("path", w.path), ("kind", w.kind), ("reason", w.reason)], Double(w.count))
             }
             for o in m.oldestWaitSeconds { gauge(MetricName.oldestWait, [("path", o.path)], o.seconds) }
-            for h in m.holderSeconds { gauge(MetricName.holder, [("path", h.path)], h.seconds) }
+            for h in m.holderSeconds { gauge(MetricName.holder, [("path", h.path), ("source", h.source.rawValue)], h.seconds) }
         }
         if let findings {
             for (rule, n) in findings.sorted(by: { $0.key < $1.key }) { gauge(MetricName.findings, [("rule", rule)], Double(n)) }

@@ -15,7 +15,7 @@ public struct LockMetrics: Sendable, Equatable {
     /// `lockscope_lock_oldest_wait_seconds` per path label (only where a wait age is known).
     public var oldestWaitSeconds: [PathValue]
     /// `lockscope_lock_holder_seconds` per path label (only where the hold time is known).
-    public var holderSeconds: [PathValue]
+    public var holderSeconds: [HolderValue]
 
     public struct WaiterSeries: Sendable, Hashable {
         public var path: String
@@ -41,8 +41,8 @@ public struct LockMetrics: Sendable, Equatable {
     public struct Facts: Sendable {
         /// Estimated seconds the longest-waiting waiter of each lock has waited.
         public var oldestWait: [LockKey: Double] = [:]
-        /// Seconds the current holder is known to have held each lock.
-        public var held: [LockKey: Double] = [:]
+        /// How long the current holder is known to have held each lock.
+        public var held: [LockKey: Held] = [:]
         /// The quick diagnosis's cause rule for each contended lock (`RuleID` raw value).
         public var reason: [LockKey: String] = [:]
         public init() {}
@@ -54,6 +54,37 @@ public struct LockMetrics: Sendable, Equatable {
         public init(kind: String, count: Int) {
             self.kind = kind
             self.count = count
+        }
+    }
+
+    /// How long a lock's current holder has held it, and how that is known.
+    public struct Held: Sendable, Hashable {
+        public var seconds: Double
+        public var source: HeldSource
+        public init(seconds: Double, source: HeldSource) {
+            self.seconds = seconds
+            self.source = source
+        }
+    }
+
+    /// The `source` label of `lockscope_lock_holder_seconds`.
+    public enum HeldSource: String, Sendable, Hashable, Comparable {
+        /// Exact: since the kernel lock event that granted the lock to this holder.
+        case event
+        /// A lower bound: since the first snapshot that saw this exact lock (kind,
+        /// range, owner pid); the holder may have taken it earlier.
+        case snapshot
+        public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public struct HolderValue: Sendable, Hashable {
+        public var path: String
+        public var seconds: Double
+        public var source: HeldSource
+        public init(path: String, seconds: Double, source: HeldSource) {
+            self.path = path
+            self.seconds = seconds
+            self.source = source
         }
     }
 
@@ -75,7 +106,7 @@ public struct LockMetrics: Sendable, Equatable {
         locksByKind = kinds.sorted { $0.key < $1.key }.map { KindCount(kind: $0.key, count: $0.value) }
 
         // Rank the paths: the most-waited first.
-        struct PathStats { var waiters = 0; var oldest: Double? = nil; var held: Double? = nil }
+        struct PathStats { var waiters = 0; var oldest: Double? = nil }
         var byPath: [String: PathStats] = [:]
         var labels: [String] = []
         labels.reserveCapacity(report.locks.count)
@@ -86,7 +117,6 @@ public struct LockMetrics: Sendable, Equatable {
             var s = byPath[label] ?? PathStats()
             s.waiters += l.waiters.count
             s.oldest = Self.maxOptional(s.oldest, facts.oldestWait[key])
-            s.held = Self.maxOptional(s.held, facts.held[key])
             byPath[label] = s
         }
         let ranked = byPath.sorted { a, b in
@@ -99,19 +129,19 @@ public struct LockMetrics: Sendable, Equatable {
 
         var series: [SeriesKey: Int] = [:]
         var oldest: [String: Double] = [:]
-        var held: [String: Double] = [:]
+        var held: [String: Held] = [:]
         for (i, l) in report.locks.enumerated() {
             let path = kept.contains(labels[i]) ? labels[i] : Self.otherPath
             let key = LockKey(l)
             let reason = l.waiters.isEmpty ? Self.noWaitReason : (facts.reason[key] ?? Self.unknownReason)
             series[SeriesKey(path: path, kind: Self.kindLabel(l.kind), reason: reason), default: 0] += l.waiters.count
             if let o = facts.oldestWait[key] { oldest[path] = max(oldest[path] ?? 0, o) }
-            if let h = facts.held[key] { held[path] = max(held[path] ?? 0, h) }
+            if let h = facts.held[key], h.seconds > held[path]?.seconds ?? -1 { held[path] = h }
         }
         waiters = series.map { WaiterSeries(path: $0.key.path, kind: $0.key.kind, reason: $0.key.reason, count: $0.value) }
             .sorted { ($0.path, $0.kind, $0.reason) < ($1.path, $1.kind, $1.reason) }
         oldestWaitSeconds = oldest.sorted { $0.key < $1.key }.map { PathValue(path: $0.key, seconds: $0.value) }
-        holderSeconds = held.sorted { $0.key < $1.key }.map { PathValue(path: $0.key, seconds: $0.value) }
+        holderSeconds = held.sorted { $0.key < $1.key }.map { HolderValue(path: $0.key, seconds: $0.value.seconds, source: $0.value.source) }
     }
 
     struct SeriesKey: Hashable {

@@ -163,12 +163,17 @@ actor ExpositionCache {
         do {
             let result = try collector.collect { report in
                 var seen: [LockKey: ContinuousClock.Instant] = [:]
-                var held: [LockKey: Double] = [:]
+                var held: [LockKey: LockMetrics.Held] = [:]
+                let monotonic = UInt64(MonotonicClock.nanoseconds)
                 for l in report.locks {
                     let key = LockKey(l)
                     let first = self.firstSeen[key] ?? now
                     seen[key] = first
-                    held[key] = Self.seconds(now - first)
+                    if let granted = events.grantTime(of: l), granted <= monotonic {
+                        held[key] = .init(seconds: Double(monotonic - granted) / 1e9, source: .event)
+                    } else {
+                        held[key] = .init(seconds: Self.seconds(now - first), source: .snapshot)
+                    }
                 }
                 self.firstSeen = seen
                 return held

@@ -69,6 +69,7 @@ final class ServeEventFeed: Sendable {
             _ = source.wait(timeoutMilliseconds: Self.drainMilliseconds)
             source.drain(handle)
             recorder.setLostEvents(source.lostEvents)
+            recorder.setHolders(Self.holders(aggregator))
             if aggregator.locks.count >= Self.maxLocks || aggregator.processes.count >= Self.maxProcesses {
                 aggregator = LockAggregator()
             }
@@ -77,14 +78,25 @@ final class ServeEventFeed: Sendable {
         source.drain(everything: true, handle)
         recorder.setLostEvents(source.lostEvents)
         source.close()
+        recorder.setHolders([])
         recorder.setAvailable(false)
         finished.signal()
     }
 
+    /// The current holders whose grant the aggregator saw (since the feed started or
+    /// its last reset): what makes `lockscope_lock_holder_seconds` exact.
+    static func holders(_ aggregator: LockAggregator) -> [EventHolder] {
+        var out: [EventHolder] = []
+        for (key, stats) in aggregator.locks where !stats.holders.isEmpty {
+            for h in stats.holders.values { out.append(EventHolder(file: key.file, kind: key.kind, pid: h.pid, since: h.since)) }
+        }
+        return out
+    }
+
     /// What one lock operation adds to the metrics: a grant (at once, or after a
     /// wait) is an acquisition with its wait; a request refused with EAGAIN
-    /// (`LOCK_NB`, `F_SETLK`) is a failed attempt. Queues, releases and abandoned
-    /// waits add nothing. The path comes from what snapshots learned (`learnPaths`).
+    /// (`LOCK_NB`, `F_SETLK`) is a failed attempt; a release is one observation of the
+    /// hold histogram. Queues and abandoned waits add nothing. The path comes from what snapshots learned (`learnPaths`).
     static func record(_ op: LockOperation, into recorder: any LockEventRecorder) {
         switch op.outcome {
         case .acquired:
@@ -93,7 +105,9 @@ final class ServeEventFeed: Sendable {
             recorder.recordAcquisition(file: op.lock.file, path: nil, waitedSeconds: Double(op.waited ?? 0) / 1e9)
         case .failed(let errno) where errno == EAGAIN:
             recorder.recordFailedAttempt(file: op.lock.file, path: nil)
-        case .failed, .queued, .abandoned, .released:
+        case .released:
+            if let held = op.held { recorder.recordRelease(file: op.lock.file, path: nil, heldSeconds: Double(held) / 1e9) }
+        case .failed, .queued, .abandoned:
             break
         }
     }

@@ -173,6 +173,57 @@ final class ExpositionTests: XCTestCase {
         XCTAssertEqual(samples(text, "lockscope_lost_events_total"), ["lockscope_lost_events_total 5"])
     }
 
+    /// A release is one hold-histogram observation under the lock's path; the holder's
+    /// age says whether it is exact (the grant event) or a lower bound (first seen).
+    func testHoldHistogramAndHolderAgeSource() {
+        let events = EventMetrics(maxPaths: 20)
+        events.setAvailable(true)
+        events.recordRelease(file: nil, path: "/run/a.lock", heldSeconds: 0.004)
+        events.recordRelease(file: nil, path: "/run/a.lock", heldSeconds: 45)
+        let report = LockReport(locks: [Self.lock("/run/a.lock", inode: 1, waiters: 2), Self.lock("/run/b.lock", inode: 2, waiters: 0),
+                                        Self.lock(nil, inode: 3, waiters: 0, pid: 300), Self.lock(nil, inode: 4, waiters: 0, pid: 400)])
+        var facts = LockMetrics.Facts()
+        facts.held[LockKey(report.locks[0])] = .init(seconds: 12.5, source: .event)
+        facts.held[LockKey(report.locks[1])] = .init(seconds: 3, source: .snapshot)
+        // Two locks under one label (`other`): the longest-held one's value and source.
+        facts.held[LockKey(report.locks[2])] = .init(seconds: 7, source: .snapshot)
+        facts.held[LockKey(report.locks[3])] = .init(seconds: 9, source: .event)
+        let m = LockMetrics(report: report, facts: facts, top: 2)
+        let e = Exposition(metrics: m, findings: nil,
+                           status: ExporterStatus(scrapeDurationSeconds: 0, scrapeErrors: 0, eventsAvailable: true), events: events)
+        let text = String(decoding: e.render(.text), as: UTF8.self)
+        XCTAssertEqual(samples(text, "lockscope_lock_holder_seconds").sorted(), [
+            #"lockscope_lock_holder_seconds{path="/run/a.lock",source="event"} 12.5"#,
+            #"lockscope_lock_holder_seconds{path="/run/b.lock",source="snapshot"} 3.0"#,
+            #"lockscope_lock_holder_seconds{path="other",source="event"} 9.0"#,
+        ])
+        XCTAssertTrue(text.contains("# TYPE lockscope_lock_hold_seconds histogram\n"), text)
+        XCTAssertTrue(text.contains(#"lockscope_lock_hold_seconds_bucket{path="/run/a.lock",le="0.01"} 1"#), text)
+        XCTAssertTrue(text.contains(#"lockscope_lock_hold_seconds_bucket{path="/run/a.lock",le="30.0"} 1"#), text)
+        XCTAssertTrue(text.contains(#"lockscope_lock_hold_seconds_bucket{path="/run/a.lock",le="60.0"} 2"#), text)
+        XCTAssertTrue(text.contains(#"lockscope_lock_hold_seconds_count{path="/run/a.lock"} 2"#), text)
+    }
+
+    /// The grant time of a lock /proc/locks shows: the event grant of the same file and
+    /// kind to the same pid; for an OFD lock (pid -1) the earliest grant; nothing for
+    /// another pid or kind, or once the holders are replaced.
+    func testGrantTimeMatchesFileKindAndPid() {
+        let events = EventMetrics(maxPaths: 20)
+        let file = FileIdentity(major: 0xfe, minor: 0, inode: 1)
+        events.setHolders([EventHolder(file: file, kind: .flock, pid: 100, since: 5_000),
+                           EventHolder(file: file, kind: .flock, pid: 200, since: 1_000),
+                           EventHolder(file: file, kind: .ofd, pid: 300, since: 7_000),
+                           EventHolder(file: file, kind: .ofd, pid: 301, since: 6_000)])
+        XCTAssertEqual(events.grantTime(of: Self.lock("/a", inode: 1, waiters: 0, pid: 100)), 5_000)
+        XCTAssertEqual(events.grantTime(of: Self.lock("/a", inode: 1, waiters: 0, pid: 200)), 1_000)
+        XCTAssertNil(events.grantTime(of: Self.lock("/a", inode: 1, waiters: 0, pid: 999)))
+        XCTAssertNil(events.grantTime(of: Self.lock("/a", inode: 1, kind: .posix, waiters: 0, pid: 100)))
+        XCTAssertNil(events.grantTime(of: Self.lock("/a", inode: 2, waiters: 0, pid: 100)))
+        XCTAssertEqual(events.grantTime(of: Self.lock("/a", inode: 1, kind: .ofd, waiters: 0, pid: -1)), 6_000)
+        events.setHolders([])
+        XCTAssertNil(events.grantTime(of: Self.lock("/a", inode: 1, waiters: 0, pid: 100)))
+    }
+
     func testContentNegotiation() {
         XCTAssertEqual(ExpositionFormat.negotiate(accept: nil), .text)
         XCTAssertEqual(ExpositionFormat.negotiate(accept: "*/*"), .text)
