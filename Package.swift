@@ -16,12 +16,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        // `lockscope serve` / `metrics` (docs/metrics.md). Hummingbird without its default
-        // traits: no full Foundation (ICU) and no swift-configuration in the static binary.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // `lockscope serve` / `metrics` (docs/metrics.md): SwiftNIO's HTTP1 server directly,
+        // not a framework on it: every conformance record linked in slows the start-up of
+        // every command (docs/performance.md, "Start-up with the exporter linked in").
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
@@ -91,11 +90,9 @@ let package = Package(
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis",
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
