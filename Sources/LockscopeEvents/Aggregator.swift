@@ -279,7 +279,7 @@ public struct LockAggregator: Sendable {
     /// Lease addresses seen in `time_out_leases`/`generic_delete_lease` → (lock slot,
     /// owner), to place `leases_conflict` and `break_lease_block` (which name no owner).
     var leaseAt: [UInt64: (slot: Int, owner: UInt64)] = [:]
-    /// Processes that took part in a lock event, and their parents: the only
+    /// Processes that took part in a lock event, and their ancestors: the only
     /// records kept after an exit (so a long system-wide watch stays small).
     var keep: Set<Int32> = []
     /// The last pid `learn` saw (a busy locker repeats): skips the hash lookups.
@@ -312,7 +312,13 @@ public struct LockAggregator: Sendable {
                 processes[pid] = ProcessRecord(pid: pid, parent: nil, comm: InlineName(), exited: nil)
             }
         }
-        if keep.insert(pid).inserted, let parent = processes[pid]?.parent { keep.insert(parent) }
+        if keep.insert(pid).inserted {
+            // Every ancestor, not only the parent: a retry loop is folded under the first
+            // one that outlives its attempts (`sh → timeout → flock`), so the records of
+            // the ones in between must survive their exits.
+            var up = processes[pid]?.parent
+            while let a = up, keep.insert(a).inserted { up = processes[a]?.parent }
+        }
         lastLearned = pid
         lastComm = processes[pid]?.comm ?? InlineName()
     }

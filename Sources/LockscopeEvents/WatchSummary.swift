@@ -37,6 +37,8 @@ public struct ProcessSummary: Sendable, Hashable {
     /// processes were started; nil / 0 for an ordinary process.
     public var attemptCommand: String?
     public var attemptProcesses: Int
+    /// For a retry loop: the pids of the per-attempt processes (empty otherwise).
+    public var attemptPids: [Int32] = []
 }
 
 /// A current holder of a lock: for POSIX/OFD locks with the byte ranges it holds.
@@ -98,9 +100,9 @@ extension LockAggregator {
     /// The summary at `now` (CLOCK_MONOTONIC ns). Locks sorted by activity
     /// (contended, then failed attempts, then acquisitions). Per-attempt
     /// processes of a retry loop — at least two exited processes with the same
-    /// command and the same parent, each making one attempt, one after the
-    /// other (no two alive at once), at least one of them refused — become one
-    /// entry under the parent.
+    /// command and the same persistent ancestor, each making one attempt, one
+    /// after the other (no two alive at once), at least one of them refused —
+    /// become one entry under that ancestor.
     public func summary(now: UInt64, durationSeconds: Double, lostEvents: UInt64) -> WatchSummary {
         var out: [LockSummary] = []
         for s in table {
@@ -138,6 +140,21 @@ extension LockAggregator {
         return WatchSummary(durationSeconds: durationSeconds, lostEvents: lostEvents, locks: out)
     }
 
+    /// The first ancestor of `pid` that had not exited by the end of the
+    /// observation (the shell of `while ! timeout 1 flock -n F true; …`, not the
+    /// `timeout` that exits with each attempt), or the oldest one known when the
+    /// whole chain is gone; nil when `pid` has no known parent.
+    public func persistentAncestor(of pid: Int32) -> Int32? {
+        guard var p = processes[pid]?.parent else { return nil }
+        var steps = 0
+        // Bounded: a pid reused into its own chain must not loop.
+        while let rec = processes[p], rec.exited != nil, let up = rec.parent, steps < 64 {
+            p = up
+            steps += 1
+        }
+        return p
+    }
+
     func summary(of p: ProcessLockStats) -> ProcessSummary {
         ProcessSummary(pid: p.pid, comm: p.comm, acquisitions: p.acquisitions, waits: p.waits,
                        waitSeconds: Double(p.waitNanoseconds) / 1e9, failedAttempts: p.failedAttempts,
@@ -151,13 +168,14 @@ extension LockAggregator {
         var groups: [GroupKey: [ProcessLockStats]] = [:]
         var plain: [ProcessLockStats] = []
         for e in entries {
-            if let rec = processes[e.pid], rec.exited != nil, let parent = rec.parent, e.attempts <= 1 {
+            if let rec = processes[e.pid], rec.exited != nil, let parent = persistentAncestor(of: rec.pid), e.attempts <= 1 {
                 groups[GroupKey(parent: parent, comm: e.comm), default: []].append(e)
             } else {
                 plain.append(e)
             }
         }
         var folded: [ProcessLockStats] = []
+        var memberPids: [Int32: [Int32]] = [:]
         for (g, members) in groups {
             let lives = members.compactMap { m in processes[m.pid].flatMap { r in r.started.map { ($0, r.exited ?? .max) } } }
                 .sorted { $0.0 < $1.0 }
@@ -174,8 +192,13 @@ extension LockAggregator {
             p.attemptCommand = g.comm
             p.attemptProcesses = members.count
             folded.append(p)
+            memberPids[g.parent] = members.map(\.pid).sorted()
         }
-        return (plain + folded).map(summary(of:)).sorted {
+        return (plain + folded).map { s in
+            var out = summary(of: s)
+            out.attemptPids = memberPids[s.pid] ?? []
+            return out
+        }.sorted {
             ($0.waits + $0.failedAttempts + $0.acquisitions, $1.pid) > ($1.waits + $1.failedAttempts + $1.acquisitions, $0.pid)
         }
     }

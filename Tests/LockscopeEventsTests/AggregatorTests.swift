@@ -71,6 +71,35 @@ import Testing
         #expect(l.processes.contains { $0.pid == 50 && $0.acquisitions == 1 && abs($0.holdSeconds - 2.2) < 1e-9 })
     }
 
+    /// `while ! timeout 5 flock -n F true; do sleep 0.5; done`: each attempt is a
+    /// `timeout` (exits with it) running a `flock`. Folded under the shell, the
+    /// first ancestor that outlives the attempts, not under each `timeout`.
+    @Test func retryLoopThroughAnIntermediateIsFoldedUnderThePersistentAncestor() throws {
+        var agg = LockAggregator()
+        var events: [KernelEvent] = [lock(0.1, 50, owner: 0x50, ret: 0)]
+        for i in 0..<3 {
+            let t = 1.0 + Double(i) * 0.5, mid = Int32(200 + 2 * i), child = mid + 1
+            events.append(.fork(ForkEvent(header: header(t, 100), parentPid: 100, parentComm: InlineName("sh"),
+                                          childPid: mid, childComm: InlineName("sh"))))
+            events.append(.exec(ExecEvent(header: header(t + 0.001, mid), pid: mid, oldPid: mid, name: InlineName("timeout"))))
+            events.append(.fork(ForkEvent(header: header(t + 0.002, mid), parentPid: mid, parentComm: InlineName("timeout"),
+                                          childPid: child, childComm: InlineName("timeout"))))
+            events.append(.exec(ExecEvent(header: header(t + 0.003, child), pid: child, oldPid: child, name: InlineName("flock"))))
+            events.append(lock(t + 0.004, child, owner: UInt64(child), ret: -11))
+            events.append(lock(t + 0.005, child, owner: UInt64(child), type: .unlock, ret: 0, flags: [.flock, .close]))
+            events.append(.exit(ExitEvent(header: header(t + 0.006, child), pid: child, comm: InlineName("flock"), groupDead: true)))
+            events.append(.exit(ExitEvent(header: header(t + 0.007, mid), pid: mid, comm: InlineName("timeout"), groupDead: true)))
+        }
+        for e in events { agg.apply(e) }
+        #expect(agg.persistentAncestor(of: 201) == 100)
+        let l = try #require(agg.summary(now: UInt64(3e9), durationSeconds: 3, lostEvents: 0).locks.first)
+        let shell = try #require(l.processes.first { $0.pid == 100 })
+        #expect(shell.attemptCommand == "flock" && shell.attemptProcesses == 3 && shell.failedAttempts == 3)
+        #expect(shell.attemptPids == [201, 203, 205])
+        #expect(abs((shell.retryIntervalSeconds ?? 0) - 0.5) < 1e-9)
+        #expect(!l.processes.contains { $0.pid >= 200 })
+    }
+
     @Test func waiterKilledWhileQueuedIsAbandoned() {
         var agg = LockAggregator()
         agg.apply(lock(0, 1, owner: 1, ret: 0))
