@@ -69,7 +69,7 @@ let package = Package(
         ),
         .target(
             name: "LockscopeDiagnosis",
-            dependencies: ["LockscopeCore", "LockscopeTrace"]
+            dependencies: ["LockscopeCore", "LockscopeTrace", "LockscopeEvents"]
         ),
         .target(
             name: "LockscopeRender",
@@ -145,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockscopeDiagnosisTests",
-            dependencies: ["LockscopeDiagnosis", "LockscopeDemo", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeTestSupport", "lockscope-testbed"],
+            dependencies: ["LockscopeDiagnosis", "LockscopeDemo", "LockscopeRender", "LockscopeCore", "LockscopeTrace", "LockscopeEvents", "LockscopeTestSupport", "lockscope-testbed"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

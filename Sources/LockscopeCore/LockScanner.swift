@@ -115,13 +115,17 @@ public struct LockScanner: Sendable {
         // Waiters the kernel does not name by pid (OFD: -1) or at all: threads blocked
         // in a lock call on a descriptor to the file. The rest are openers.
         var openers: [Opener] = []
+        let protocols = ProtocolIndex(entries)
         for o in open where o.locks.isEmpty && !claimedWaitFds.contains(PidFd(pid: o.pid, fd: o.fd)) {
             if let (tid, request) = blockedLockCall(threads[o.pid], fd: o.fd),
                let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
                 attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
                 continue
             }
-            openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: activity(threads[o.pid])))
+            let seen = OpenerActivity(threads[o.pid])
+            let retries = protocols[o.file]?.retryMechanism != nil
+            openers.append(Opener(pid: o.pid, fd: o.fd, file: o.file, activity: seen.activity(protocolRetries: retries),
+                                  asleep: seen == .asleep))
         }
 
         if options.processFacts { attachFacts(&entries, &openers, threads: &threads, waiters: options.waiterDetails, brief: options.briefFacts) }
@@ -364,22 +368,46 @@ public struct LockScanner: Sendable {
         default: return e.kind == .posix || e.kind == .ofd
         }
     }
+}
 
-    /// Polling: asleep between non-blocking attempts (`flock(LOCK_NB)` + sleep, as
-    /// `iptables -w` does), or caught in the non-blocking attempt itself.
-    func activity(_ threads: [ThreadFacts]) -> Opener.Activity {
+/// What one snapshot shows of an opener that neither holds nor waits: the only
+/// place an opener is called polling from /proc.
+///
+/// Polling means an attempt was seen: caught in the non-blocking attempt itself
+/// (`flock(LOCK_NB)`, `F_SETLK`), or asleep with the file of a lock protocol whose
+/// clients retry between sleeps (`iptables -w` on xtables.lock, SQLite's busy
+/// handler, apt's lock timeout: a retry loop's signature). A process that only
+/// keeps the file open and sleeps is idle (open, asleep): one snapshot cannot tell
+/// it from a poller, and most are not. Lock events (`diagnose`, `waiters --window`)
+/// see the attempts themselves.
+public enum OpenerActivity: Sendable, Hashable {
+    case tryingNonBlocking
+    case asleep
+    case other
+
+    public init(_ threads: [ThreadFacts]) {
+        var asleep = false
         for t in threads {
             guard case .inSyscall(let nr, let args, _, _) = t.syscall else { continue }
-            if let c = LockCall(number: nr, args: args), !c.blocking { return .polling }
+            if let c = LockCall(number: nr, args: args), !c.blocking { self = .tryingNonBlocking; return }
             switch SyscallTable.host.name(of: nr) {
-            case "nanosleep", "clock_nanosleep": return .polling
+            case "nanosleep", "clock_nanosleep": asleep = true
             // select/poll used purely as a sleep: no descriptors.
-            case "select", "pselect6": if args[0] == 0 { return .polling }
-            case "poll", "ppoll": if args[1] == 0 { return .polling }
+            case "select", "pselect6": if args[0] == 0 { asleep = true }
+            case "poll", "ppoll": if args[1] == 0 { asleep = true }
             default: break
             }
         }
-        return .idle
+        self = asleep ? .asleep : .other
+    }
+
+    /// `protocolRetries`: the file's lock protocol is one whose clients poll.
+    public func activity(protocolRetries: Bool) -> Opener.Activity {
+        switch self {
+        case .tryingNonBlocking: return .polling
+        case .asleep: return protocolRetries ? .polling : .idle
+        case .other: return .idle
+        }
     }
 }
 

@@ -213,25 +213,66 @@ public struct LockEntry: Sendable, Hashable {
     }
 }
 
-/// A process that has the file open but neither holds nor waits in the kernel.
+/// A process that has the file open but neither holds nor waits in the kernel,
+/// or (`fd` nil) one seen trying for the lock in kernel lock events between
+/// attempts it makes with the file closed (apt-get's lock timeout, a shell's
+/// `flock -n` loop).
 public struct Opener: Sendable, Hashable {
     public enum Activity: String, Sendable, Hashable {
-        /// Sleeping between non-blocking attempts (`flock(LOCK_NB)` + sleep, e.g. `iptables -w 5`).
+        /// Attempts were seen: caught in a non-blocking attempt (`flock(LOCK_NB)`,
+        /// `F_SETLK`), asleep with the file of a lock protocol whose clients retry
+        /// (`iptables -w`), or failed attempts in the kernel's lock events.
         case polling
+        /// Open, no attempt seen (`asleep` says whether it sleeps).
         case idle
     }
     public var pid: Int32
-    public var fd: Int32
+    /// nil for a poller seen only in lock events (it had no descriptor on the file when scanned).
+    public var fd: Int32?
     public var file: FileIdentity
     public var activity: Activity
     public var process: ProcessFacts?
+    /// In a sleep (nanosleep, or select/poll with no descriptors) when scanned.
+    public var asleep: Bool
+    /// What the kernel's lock events showed during the observation window, when they were read.
+    public var attempts: LockAttempts?
 
-    public init(pid: Int32, fd: Int32, file: FileIdentity, activity: Activity, process: ProcessFacts? = nil) {
+    public init(pid: Int32, fd: Int32?, file: FileIdentity, activity: Activity, process: ProcessFacts? = nil,
+                asleep: Bool = false, attempts: LockAttempts? = nil) {
         self.pid = pid
         self.fd = fd
         self.file = file
         self.activity = activity
         self.process = process
+        self.asleep = asleep
+        self.attempts = attempts
+    }
+}
+
+/// One process's lock requests on one file over a window of kernel lock events.
+/// For a retry loop that starts a process per attempt, the persistent ancestor
+/// (the shell) with the attempts' command and pids.
+public struct LockAttempts: Sendable, Hashable {
+    /// Every request seen (granted, queued, refused).
+    public var attempts: Int
+    /// Requests refused (LOCK_NB / F_SETLK conflicts: -EAGAIN).
+    public var failed: Int
+    /// Mean seconds between attempts (nil with fewer than two).
+    public var retryIntervalSeconds: Double?
+    /// For a retry loop: the command each attempt ran (`flock`) and the attempts' pids.
+    public var attemptCommand: String?
+    public var attemptPids: [Int32]
+    /// The process's name as the events gave it (for one /proc no longer shows).
+    public var comm: String?
+
+    public init(attempts: Int, failed: Int, retryIntervalSeconds: Double?, attemptCommand: String? = nil,
+                attemptPids: [Int32] = [], comm: String? = nil) {
+        self.comm = comm
+        self.attempts = attempts
+        self.failed = failed
+        self.retryIntervalSeconds = retryIntervalSeconds
+        self.attemptCommand = attemptCommand
+        self.attemptPids = attemptPids
     }
 }
 
@@ -304,6 +345,8 @@ public struct LockReport: Sendable, Hashable {
     public var coverage: ScanCoverage
     /// lockscope's own pid namespace (`pid:[…]`), to flag processes in another one.
     public var observerPidNamespace: String?
+    /// Whether kernel lock events were read over a window (nil: no window, a snapshot only).
+    public var lockEvents: LockEventsCoverage? = nil
 
     public init(targets: [Target] = [], locks: [LockEntry] = [], openers: [Opener] = [], coverage: ScanCoverage = ScanCoverage(),
                 observerPidNamespace: String? = nil) {
@@ -312,5 +355,24 @@ public struct LockReport: Sendable, Hashable {
         self.openers = openers
         self.coverage = coverage
         self.observerPidNamespace = observerPidNamespace
+    }
+}
+
+/// What the kernel's lock events covered for a report with an observation window.
+public enum LockEventsCoverage: Sendable, Hashable {
+    /// Every lock request on the files for this long; `lostEvents` dropped by a full ring buffer.
+    case observed(seconds: Double, lostEvents: UInt64)
+    /// Not read, and why (`not root`, no filelock tracepoints, perf refused).
+    case unavailable(reason: String)
+
+    /// The one-line note every renderer prints (`lock events unavailable (not root): …`).
+    public var note: String {
+        switch self {
+        case .observed(let s, let lost):
+            let base = "lock events: every lock attempt seen for \(durationText(s)) (kernel filelock tracepoints)"
+            return lost == 0 ? base : base + "; \(lost) event\(lost == 1 ? "" : "s") lost (ring buffer full): attempt counts are lower bounds"
+        case .unavailable(let reason):
+            return "lock events unavailable (\(reason)): pollers that close the file between attempts are not seen"
+        }
     }
 }

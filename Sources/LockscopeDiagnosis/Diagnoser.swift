@@ -36,12 +36,15 @@ public struct Diagnoser: Sendable {
     public var hz: Int
     public var provider: ActivityProvider
     public var excludedPids: Set<Int32>
+    /// Kernel lock events read during the window (pollers no snapshot sees); nil: none.
+    public var lockEvents: LockEventsProvider?
     /// How far to follow chains and children (guard against pathological graphs).
     public var maxDepth = 16
 
     public init(proc: ProcRoot = ProcRoot(), window: Double = 1, hz: Int = 100, provider: ActivityProvider,
-                excludedPids: Set<Int32>? = nil) {
+                excludedPids: Set<Int32>? = nil, lockEvents: LockEventsProvider? = nil) {
         self.proc = proc
+        self.lockEvents = lockEvents
         self.window = window
         self.hz = hz
         self.provider = provider
@@ -191,7 +194,32 @@ public struct Diagnoser: Sendable {
             for w in l.waiters where w.pid > 0 { add(w.pid) }
         }
 
-        let result = provider.activity(pids: interesting, window: window, hz: hz, shouldStop: shouldStop)
+        let sample = { provider.activity(pids: interesting, window: window, hz: hz, shouldStop: shouldStop) }
+        var result: ActivityResult
+        if let lockEvents, window > 0 {
+            // Recorded while the sampler runs: the same window.
+            let before = Set(report.openers.map { OpenerKey(pid: $0.pid, file: $0.file) })
+            result = lockEvents.observe(files: targets?.map(\.file), report: &report,
+                                        facts: { reader.facts(of: $0, withThreads: false) }, during: sample)
+            // Without targets: a lock only pollers want is contended too (its holder matters).
+            if targets == nil, let global {
+                let polled = Set(report.openers.filter { !before.contains(OpenerKey(pid: $0.pid, file: $0.file)) }.map(\.file))
+                let listed = Set(report.locks.compactMap(\.file))
+                report.locks += global.locks.filter { l in l.file.map { polled.contains($0) && !listed.contains($0) } ?? false }
+                let locked = Set(report.locks.compactMap(\.file))
+                report.openers.removeAll { !locked.contains($0.file) }
+                // Their holders were not in the window: one snapshot of each.
+                let late = report.locks.flatMap(\.holders).map(\.pid).filter { !seen.contains($0) }
+                for pid in late { add(pid); remember(reader.facts(of: pid, withThreads: true)) }
+                if !late.isEmpty {
+                    let more = provider.activity(pids: late, window: 0, hz: hz, shouldStop: shouldStop)
+                    result.activity.merge(more.activity) { a, _ in a }
+                    result.uninspectable.formUnion(more.uninspectable)
+                }
+            }
+        } else {
+            result = sample()
+        }
 
         // Each process's own resolver configuration, as its libc will read it.
         var confs: [Int32: ResolvConf] = [:]
@@ -252,6 +280,11 @@ public struct Diagnoser: Sendable {
             guard case .io(let fds, _)? = t.call else { return false }
             return fds.contains { if case .socket? = $0.what { return true } else { return false } }
         } ?? false
+    }
+
+    struct OpenerKey: Hashable {
+        var pid: Int32
+        var file: FileIdentity
     }
 
     /// ppid → children, from every /proc/PID/stat (only when a holder waits for a child).

@@ -58,7 +58,7 @@ public struct LockDiagnosis: Sendable, Hashable {
     public var findings: [Finding]
     /// Kernel-blocked waiters (distinct pids).
     public var blockedCount: Int
-    /// Openers sleeping between non-blocking attempts.
+    /// Openers seen attempting (caught in a non-blocking attempt, or refused in lock events).
     public var pollingCount: Int
     /// The age of the oldest waiting process (an upper bound on its wait), seconds.
     public var oldestWaitSeconds: Double?
@@ -100,6 +100,8 @@ public struct Diagnosis: Sendable {
     public var activityFallback: String? = nil
     /// The report's locks and the others its chains run through (from the system-wide table).
     public var graph = LockGraph()
+    /// Whether kernel lock events were read during the window (nil: not tried, e.g. `--window 0`).
+    public var lockEvents: LockEventsCoverage?
 
     public init(targets: [Target], unlockedTargets: [Target], locks: [LockDiagnosis], findings: [Finding],
                 verdict: [String], outcome: Outcome, coverage: ScanCoverage, activity: [Int32: ProcessActivity],

@@ -54,7 +54,8 @@ public struct RuleEngine: Sendable {
             let blocked = Set(lock.waiters.map(\.pid)).count
             let polling = pollers.count
             let ages = lock.waiters.compactMap { $0.process?.ageSeconds }
-                + openers.filter { $0.activity == .polling }.compactMap { $0.process?.ageSeconds }
+                // A retry loop's shell is older than any wait of its attempts: its age says nothing.
+                + openers.filter { $0.activity == .polling && $0.attempts?.attemptCommand == nil }.compactMap { $0.process?.ageSeconds }
                 + walPollers.compactMap { ctx.facts[$0]?.ageSeconds }
             var result = LockDiagnosis(lock: lock, openers: openers, verdict: "", cause: cause, findings: findings,
                                        blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: ages.max(),
@@ -90,6 +91,7 @@ public struct RuleEngine: Sendable {
                           processes: ctx.facts, windowSeconds: input.windowSeconds, activitySource: source)
         d.graph = ctx.graph
         d.activityFallback = input.activityFallback
+        d.lockEvents = input.report.lockEvents
         return d
     }
 

@@ -22,6 +22,7 @@ struct VerdictWriter {
             if let age = d.oldestWaitSeconds { paren.append("oldest " + durationText(age)) }
             if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
             head += "."
+            if let retries = retrySentence(d.openers) { head += " " + retries + "." }
         }
         // SQLite: say it in SQLite's terms (`SQLite database app.db: python3[5] holds the EXCLUSIVE lock …`).
         if let sq = d.findings.first(where: { $0.rule == .sqliteBusy }) {
@@ -45,8 +46,27 @@ struct VerdictWriter {
         let polling = openers.filter { $0.activity == .polling }.count
         if polling > 0 {
             return name + ": not locked, \(polling) process\(polling == 1 ? "" : "es") polling for it."
+                + (retrySentence(openers).map { " " + $0 + "." } ?? "")
         }
         return name + ": not locked, nobody waiting."
+    }
+
+    /// `apt-get[812] retries every 1 s (3 attempts in the window)`, `bash[90] retries flock every 0.5 s (…)`:
+    /// the pollers kernel lock events saw, at most three named.
+    func retrySentence(_ openers: [Opener]) -> String? {
+        let seen = openers.filter { $0.activity == .polling && $0.attempts != nil }
+        guard !seen.isEmpty else { return nil }
+        var parts = seen.prefix(3).map { o -> String in
+            let a = o.attempts!
+            let who = ctx.comm(o.pid) ?? a.comm
+            var s = (who.map { "\($0)[\(o.pid)]" } ?? "pid \(o.pid)") + " retries" + (a.attemptCommand.map { " " + $0 } ?? "")
+            if let iv = a.retryIntervalSeconds { s += " every " + durationText(iv) }
+            s += " (\(a.attempts) attempt\(a.attempts == 1 ? "" : "s") in the window"
+            if a.attemptCommand != nil { s += ", a new process each" }
+            return s + ")"
+        }
+        if seen.count > 3 { parts.append("\(seen.count - 3) more") }
+        return parts.joined(separator: "; ")
     }
 
     func holderList(_ l: LockEntry) -> String {

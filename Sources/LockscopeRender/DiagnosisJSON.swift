@@ -64,7 +64,7 @@ public struct DiagnosisJSON {
             ("findings", .array(d.findings.map(finding))),
             ("activity", .array(d.activity.keys.sorted().map { activity(d.activity[$0]!) })),
             ("coverage", coverage),
-        ])
+        ] + (d.lockEvents.map { [("lock_events", ReportJSON.lockEvents($0))] } ?? []))
     }
 
     public func finding(_ f: Finding) -> JSONValue {

@@ -90,6 +90,9 @@ public struct DiagnosisText {
         default:
             break
         }
+        if let e = d.lockEvents {
+            if case .unavailable = e { out.append(style.yellow("note: " + terminalSafe(e.note))) } else { out.append(style.dim("note: " + e.note)) }
+        }
         return out
     }
 
@@ -148,9 +151,11 @@ struct TreeBuilder {
             items.append(["waiting: " + g])
         }
         let polling = ld.openers.filter { $0.activity == .polling }
-        for g in groups(polling.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
+        for g in groups(polling.filter { $0.attempts == nil }.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
             items.append(["polling: " + g])
         }
+        // Seen in lock events: each with its attempts (they are few, and each says something different).
+        for o in polling where o.attempts != nil { items.append(["polling: " + terminalSafe(o.process?.comm ?? o.attempts?.comm ?? "?") + "[\(o.pid)]  " + ReportText.attemptsText(o.attempts!)]) }
         out += attach(items, prefix: "")
         return out
     }

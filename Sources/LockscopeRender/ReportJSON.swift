@@ -18,7 +18,19 @@ public struct ReportJSON {
             ("locks", .array(r.locks.map { lock($0, idx) })),
             ("openers", .array(r.openers.map { opener($0, idx) })),
             ("coverage", coverage(r.coverage)),
-        ])
+        ] + (r.lockEvents.map { [("lock_events", Self.lockEvents($0))] } ?? []))
+    }
+
+    /// `"lock_events"`: present when a window was asked for (`waiters --window`, `diagnose`).
+    public static func lockEvents(_ e: LockEventsCoverage) -> JSONValue {
+        switch e {
+        case .observed(let seconds, let lost):
+            return .object([("available", .bool(true)), ("seconds", .double(seconds)), ("lost_events", .int(Int64(lost))),
+                            ("unavailable_reason", .null), ("note", .string(e.note))])
+        case .unavailable(let reason):
+            return .object([("available", .bool(false)), ("seconds", .null), ("lost_events", .null),
+                            ("unavailable_reason", .string(reason)), ("note", .string(e.note))])
+        }
     }
 
     /// Writes the same document as `value(_:).serialized()`, one lock at a time, so
@@ -33,6 +45,10 @@ public struct ReportJSON {
         writeArray(r.openers, to: &out) { opener($0, idx) }
         out.write(",\n  \"coverage\": ")
         coverage(r.coverage).write(to: &out, pretty: true, indent: 1)
+        if let e = r.lockEvents {
+            out.write(",\n  \"lock_events\": ")
+            Self.lockEvents(e).write(to: &out, pretty: true, indent: 1)
+        }
         out.write("\n}")
     }
 
@@ -112,8 +128,15 @@ public struct ReportJSON {
         var fields: [(String, JSONValue)] = [
             ("pid", .int(Int64(o.pid))),
             ("comm", .string(o.process?.comm)),
-            ("fd", .int(Int64(o.fd))),
+            ("fd", .int(o.fd.map(Int64.init))),
             ("activity", .string(o.activity.rawValue)),
+            ("asleep", .bool(o.asleep)),
+            // From kernel lock events over the window; null when they were not read or saw nothing.
+            ("attempts", .int(o.attempts.map { Int64($0.attempts) })),
+            ("failed_attempts", .int(o.attempts.map { Int64($0.failed) })),
+            ("retry_interval_seconds", .double(o.attempts?.retryIntervalSeconds)),
+            ("attempt_command", .string(o.attempts?.attemptCommand)),
+            ("attempt_pids", .array((o.attempts?.attemptPids ?? []).map { .int(Int64($0)) })),
             ("device", .string(o.file.device)),
             ("inode", .int(Int64(bitPattern: o.file.inode))),
             ("protocol", ProtocolRender.json(idx[o.file], pid: o.pid, wanted: false)),

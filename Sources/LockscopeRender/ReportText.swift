@@ -59,7 +59,7 @@ public struct ReportText {
 
     public func waiters(_ r: LockReport) -> [String] {
         let idx = ProtocolIndex(r.locks)
-        return perTarget(r) { _, locks, openers, out in
+        let lines = perTarget(r) { _, locks, openers, out in
             if locks.isEmpty && openers.isEmpty { out.append("  no locks, nobody waiting"); return }
             for (i, l) in locks.enumerated() {
                 let holder = l.holders.first.map { "\(terminalSafe($0.process?.comm ?? "?"))[\($0.pid)]" } ?? "pid \(l.kernelPid)"
@@ -83,18 +83,47 @@ public struct ReportText {
                 }
             }
             let polling = openers.filter { $0.activity == .polling }
-            let idle = openers.filter { $0.activity == .idle }
+            let asleep = openers.filter { $0.activity == .idle && $0.asleep }
+            let idle = openers.filter { $0.activity == .idle && !$0.asleep }
             if !polling.isEmpty {
                 let how = idx[locks.first?.file].flatMap(\.retryMechanism)
                     ?? (locks.first.map { pollWording($0.kind) } ?? "non-blocking attempts between sleeps")
                 out.append("  " + style.yellow("polling (\(how)): \(polling.count)"))
-                out += openerLines(polling)
+                out += openerLines(polling.filter { $0.attempts == nil })
+                out += polling.filter { $0.attempts != nil }.map(eventPollerLine)
+            }
+            if !asleep.isEmpty {
+                out.append("  idle (open, asleep): \(asleep.count)")
+                out += openerLines(asleep)
             }
             if !idle.isEmpty {
                 out.append("  open but not waiting: \(idle.count)")
                 out += openerLines(idle)
             }
         }
+        return lines + (r.lockEvents.map { e -> [String] in
+            if case .unavailable = e { return [style.yellow("note: " + terminalSafe(e.note))] }
+            return [style.dim("note: " + e.note)]
+        } ?? [])
+    }
+
+    /// `3 attempts, 3 refused, every 1 s` (+ `: flock, a new process each, pids 9 10 11`).
+    public static func attemptsText(_ a: LockAttempts) -> String {
+        var s = "\(a.attempts) attempt\(a.attempts == 1 ? "" : "s"), \(a.failed) refused"
+        if let iv = a.retryIntervalSeconds { s += ", every " + durationText(iv) }
+        if let cmd = a.attemptCommand {
+            s += "; each by a new " + terminalSafe(cmd)
+            let pids = a.attemptPids.map(String.init)
+            if !pids.isEmpty { s += " (pid\(pids.count == 1 ? "" : "s") " + (pids.count <= 6 ? pids : pids.prefix(4) + ["…", pids.last!]).joined(separator: " ") + ")" }
+        }
+        return s + " (lock events)"
+    }
+
+    /// A poller kernel lock events saw: `      apt-get[812]  3 attempts, 3 refused, every 1 s (lock events)`
+    /// (`fd 3` after the name when it had the file open when scanned).
+    func eventPollerLine(_ o: Opener) -> String {
+        let who = terminalSafe(o.process?.comm ?? o.attempts?.comm ?? "?") + "[\(o.pid)]" + (o.fd.map { " fd \($0)" } ?? "")
+        return style.fit("      " + who + "  " + Self.attemptsText(o.attempts!))
     }
 
     /// What a poller of this kind of lock retries with: flock's `LOCK_NB`, fcntl's `F_SETLK`.
@@ -123,7 +152,7 @@ public struct ReportText {
         if each {
             var table = Table(headers: ["PID", "FD", "AGE", "IN", "COMMAND"], rightAligned: [0, 1])
             for o in openers {
-                table.add(["\(o.pid)", "\(o.fd)", formatAge(o.process?.ageSeconds), currentCall(o.process), command(o.process)])
+                table.add(["\(o.pid)", o.fd.map(String.init) ?? "-", formatAge(o.process?.ageSeconds), currentCall(o.process), command(o.process)])
             }
             return table.render(style: style, indent: "      ")
         }

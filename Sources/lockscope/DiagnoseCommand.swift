@@ -14,7 +14,9 @@ struct Diagnose: ParsableCommand {
         Scans the lock graph, watches what the holders (and the processes they wait
         on) are doing for --window seconds without stopping anything (as root, every
         system call from the kernel's tracepoints, with exact durations; otherwise
-        the sampler, and the report says why), and prints:
+        the sampler, and the report says why), reads the kernel's lock events
+        meanwhile (as root: pollers that close the file between attempts, such as
+        apt-get's lock timeout or a 'flock -n' loop), and prints:
         the verdict first, then the wait-for tree, then findings with stable rule ids
         (dns-timeout, wait-chain, deadlock, leaked-fd, holder-waits-child,
         holder-stopped, holder-io, holder-sleeping, holder-busy, holder-futex,
@@ -68,7 +70,11 @@ struct Diagnose: ParsableCommand {
         }
         // Ctrl-C ends the sampling window early; the report covers what was seen.
         StopSignals.install(catchingSIGPIPE: false)
-        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz, provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace, sampler: sampler))
+        // Kernel lock events over the same window: pollers that close the file between attempts.
+        let events: LockEventsProvider? = common.proc.isLive && window > 0 ? KernelLockEvents(proc: common.proc) : nil
+        let diagnoser = Diagnoser(proc: common.proc, window: window, hz: hz,
+                                  provider: Diagnoser.liveProvider(proc: common.proc, ptrace: ptrace, sampler: sampler),
+                                  lockEvents: events)
         let diagnosis: Diagnosis
         do {
             diagnosis = try diagnoser.diagnose(targets: targets, shouldStop: { StopSignals.requested != 0 })

@@ -1,6 +1,10 @@
 import ArgumentParser
 import LockscopeCore
+import LockscopeDiagnosis
 import LockscopeRender
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Waiters: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,10 +15,18 @@ struct Waiters: ParsableCommand {
         lines, and OFD or POSIX waiters found from their current flock/fcntl call).
         BLOCKED_BY is the holder that really blocks them; BEHIND is the entry directly
         ahead in the kernel's queue, often another waiter on recent kernels.
-        Polling: the file is open and the process sleeps between non-blocking
-        attempts (flock LOCK_NB, e.g. iptables -w; fcntl F_SETLK for POSIX locks, e.g.
-        SQLite's busy handler). Idle: the file is open, nothing more.
+        Polling: attempts were seen — caught in a non-blocking attempt (flock
+        LOCK_NB, fcntl F_SETLK), asleep with the file of a lock protocol whose clients
+        retry (iptables -w, SQLite's busy handler, apt), or, with --window, refused in
+        the kernel's lock events. Idle (open, asleep): the file is open and the process
+        sleeps, no attempt seen. Open but not waiting: the file is open, nothing more.
         Identical waiters are grouped in text ('iptables ×61'); --each lists them.
+
+        --window S (as root): also reads the kernel's lock events for S seconds and
+        lists the processes refused meanwhile, also those that close the file between
+        attempts (apt-get -o DPkg::Lock::Timeout, 'while ! flock -n F true; do sleep
+        1; done', reported under the shell), with their attempts and retry interval.
+        Without root or tracepoints a note says so and the answer is the snapshot's.
 
         Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file;
         75 FILE is on a filesystem that does not answer (give MAJ:MIN:INODE).
@@ -25,15 +37,30 @@ struct Waiters: ParsableCommand {
     @Flag(name: .long, help: "List every waiter on its own line instead of grouping by command.")
     var each = false
 
+    @Option(name: .long, help: ArgumentHelp("Seconds to also watch the kernel's lock events for pollers (0 = one snapshot).", valueName: "seconds"))
+    var window: Double = 0
+
     @Argument(help: ArgumentHelp("Paths, or MAJ:MIN:INODE identities.", valueName: "file"), completion: .file())
     var files: [String]
 
     func validate() throws {
         if each && common.json { throw ValidationError("--each only changes text output; JSON always lists every waiter") }
+        if !(0...60).contains(window) { throw ValidationError("--window must be between 0 and 60 seconds") }
+        if window > 0 && !common.proc.isLive { throw ValidationError("--window needs the live /proc, not --proc-root") }
     }
 
     func run() throws {
-        let report = try scanReport(files: files, common: common, openers: true)
+        var report = try scanReport(files: files, common: common, openers: true)
+        if window > 0 {
+            // Ctrl-C ends the window early; the answer covers what was seen.
+            StopSignals.install(catchingSIGPIPE: false)
+            let reader = ProcessReader(proc: common.proc)
+            let end = MonotonicClock.nanoseconds + Int64(window * 1e9)
+            KernelLockEvents(proc: common.proc).observe(files: report.targets.map(\.file), report: &report,
+                                                        facts: { reader.facts(of: $0, withThreads: true) }) {
+                while StopSignals.requested == 0 && MonotonicClock.nanoseconds < end { usleep(20_000) }
+            }
+        }
         if common.json {
             emitJSON(report)
         } else {

@@ -54,8 +54,13 @@ final class FixtureGraphTests: XCTestCase {
         XCTAssertNil(lock.waiters[2].process, "a vanished waiter has no process facts and is not an error")
         // The LOCK_NB poller and the idle opener are openers, not waiters.
         XCTAssertEqual(r.openers.map(\.pid).sorted(), [f.pid("poller"), f.pid("idle")].sorted())
-        XCTAssertEqual(r.openers.first(where: { $0.pid == f.pid("poller") })?.activity, .polling)
+        // The recorded poller was asleep between its LOCK_NB attempts: one snapshot sees no
+        // attempt, so it is idle (open, asleep), not polling (issue 13); the other opener is not asleep.
+        let poller = r.openers.first(where: { $0.pid == f.pid("poller") })
+        XCTAssertEqual(poller?.activity, .idle)
+        XCTAssertEqual(poller?.asleep, true)
         XCTAssertEqual(r.openers.first(where: { $0.pid == f.pid("idle") })?.activity, .idle)
+        XCTAssertEqual(r.openers.first(where: { $0.pid == f.pid("idle") })?.asleep, false)
     }
 
     func testOFDHolderAndWaiterResolvedFromFdinfoAndSyscall() throws {
