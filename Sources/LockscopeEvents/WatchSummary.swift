@@ -100,9 +100,9 @@ extension LockAggregator {
     /// The summary at `now` (CLOCK_MONOTONIC ns). Locks sorted by activity
     /// (contended, then failed attempts, then acquisitions). Per-attempt
     /// processes of a retry loop — at least two exited processes with the same
-    /// command and the same persistent ancestor, each making one attempt, one
+    /// command and the same nearest common ancestor, each making one attempt, one
     /// after the other (no two alive at once), at least one of them refused —
-    /// become one entry under that ancestor.
+    /// become one entry under that ancestor (through per-attempt intermediates).
     public func summary(now: UInt64, durationSeconds: Double, lostEvents: UInt64) -> WatchSummary {
         var out: [LockSummary] = []
         for s in table {
@@ -167,8 +167,23 @@ extension LockAggregator {
         struct GroupKey: Hashable { var parent: Int32; var comm: String }
         var groups: [GroupKey: [ProcessLockStats]] = [:]
         var plain: [ProcessLockStats] = []
+        // The ancestors of each exited one-attempt process, nearest first. Its loop is the
+        // nearest ancestor that also started another attempt of the same command: the
+        // shell of `while ! flock -n F true`, not the `timeout` of `while ! timeout 5 flock …`
+        // (one per attempt), and not the shell's own parent.
+        var chains: [Int32: [Int32]] = [:]
+        var shared: [String: [Int32: Int]] = [:]
         for e in entries {
-            if let rec = processes[e.pid], rec.exited != nil, let parent = persistentAncestor(of: rec.pid), e.attempts <= 1 {
+            guard let rec = processes[e.pid], rec.exited != nil, rec.parent != nil, e.attempts <= 1 else { continue }
+            var chain: [Int32] = []
+            var up = rec.parent
+            while let a = up, chain.count < 64, !chain.contains(a) { chain.append(a); up = processes[a]?.parent }
+            chains[e.pid] = chain
+            for a in chain { shared[e.comm, default: [:]][a, default: 0] += 1 }
+        }
+        for e in entries {
+            if let chain = chains[e.pid], let first = chain.first {
+                let parent = chain.first { (shared[e.comm]?[$0] ?? 0) >= 2 } ?? first
                 groups[GroupKey(parent: parent, comm: e.comm), default: []].append(e)
             } else {
                 plain.append(e)
