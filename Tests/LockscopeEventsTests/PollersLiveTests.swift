@@ -106,6 +106,26 @@ final class PollersLiveTests: XCTestCase {
         XCTAssertEqual(openers(doc)[s.sleeper.pid]?["activity"] as? String, "idle")
     }
 
+    /// Not root: the snapshot's answer, exit 0, and the one note saying what is not seen.
+    func testWaitersWindowWithoutRootFallsBackWithOneNote() throws {
+        try requireRoot("drops to nobody with setpriv")
+        try requireExecutable("setpriv")
+        try requireExecutable("flock")
+        let dir = try TempDir()
+        defer { dir.remove() }
+        chmod(dir.path, 0o755)
+        let file = try dir.touch("lock")
+        chmod(file, 0o644)
+        let holder = try start(["/usr/bin/flock", file, "sleep", "30"])
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?.contains(" \(holder.pid) ") == true })
+        let r = try runCommand(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                TestBinaries.lockscope, "waiters", "--window", "0.3", file])
+        XCTAssertEqual(r.exitCode, 0, r.stdout + r.stderr)
+        let notes = r.stdout.split(separator: "\n").filter { $0.contains("lock events") }
+        XCTAssertEqual(notes, ["note: lock events unavailable (not root): pollers that close the file between attempts are not seen"])
+        XCTAssertTrue(r.stdout.contains("FLOCK WRITE (whole file) held by"), r.stdout)
+    }
+
     /// Real apt-get with DPkg::Lock::Timeout on a temporary admin directory (never
     /// the machine's dpkg lock): it opens lock-frontend, F_SETLK fails, it closes it
     /// and sleeps 1 s. `diagnose` names it with its retry interval.
@@ -114,18 +134,11 @@ final class PollersLiveTests: XCTestCase {
         try requireExecutable("/usr/bin/apt-get")
         let dir = try TempDir()
         defer { dir.remove() }
-        for d in ["state", "cache/archives/partial", "lists/partial"] {
-            try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true)
-        }
-        let status = try dir.touch("state/status")
-        let lock = dir.file("state/lock-frontend")
+        let (lock, argv) = try aptGetLockTimeout(dir, seconds: 20)
         let holder = try Testbed.spawn(["open:" + lock, "posix:w:0:0"])
         defer { holder.terminate() }
         try holder.waitForReady()
-        let apt = try start(["/usr/bin/apt-get", "-o", "Dir::State::status=" + status, "-o", "Dir::State=" + dir.file("state"),
-                             "-o", "Dir::Cache=" + dir.file("cache"), "-o", "Dir::State::Lists=" + dir.file("lists"),
-                             "-o", "DPkg::Lock::Timeout=20", "-q", "install", "-y", "lockscope-no-such-package"],
-                            stdout: dir.file("apt.out"))
+        let apt = try start(argv, stdout: dir.file("apt.out"))
         // Polling once it has tried the lock the first time (it says so, on stdout or stderr).
         _ = waitUntil(timeout: 3) { ((try? String(contentsOfFile: dir.file("apt.out"), encoding: .utf8)) ?? "").contains("Waiting") }
         let (_, doc) = try json(["diagnose", "--window", "2.5", "--json", lock])

@@ -100,6 +100,20 @@ func processes(_ lock: [String: Any]) -> [Int32: [String: Any]] {
 }
 func num(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? -1 }
 
+/// A dpkg admin directory of its own under `dir` and the apt-get command that
+/// polls its `lock-frontend` with `DPkg::Lock::Timeout=seconds` (Dir::State points
+/// there, so the machine's own dpkg lock is never touched).
+func aptGetLockTimeout(_ dir: TempDir, seconds: Int) throws -> (lock: String, argv: [String]) {
+    for d in ["state", "cache/archives/partial", "lists/partial"] {
+        try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true)
+    }
+    let status = try dir.touch("state/status")
+    return (dir.file("state/lock-frontend"),
+            ["/usr/bin/apt-get", "-o", "Dir::State::status=" + status, "-o", "Dir::State=" + dir.file("state"),
+             "-o", "Dir::Cache=" + dir.file("cache"), "-o", "Dir::State::Lists=" + dir.file("lists"),
+             "-o", "DPkg::Lock::Timeout=\(seconds)", "-q", "install", "-y", "lockscope-no-such-package"])
+}
+
 final class WatchLiveTests: XCTestCase {
     func requireWatch() throws {
         try requireLockEvents()
@@ -250,19 +264,12 @@ final class WatchLiveTests: XCTestCase {
         try requireExecutable("/usr/bin/apt-get")
         let dir = try TempDir()
         defer { dir.remove() }
-        for d in ["state", "cache/archives/partial", "lists/partial"] {
-            try FileManager.default.createDirectory(atPath: dir.file(d), withIntermediateDirectories: true)
-        }
-        let status = try dir.touch("state/status")
-        let lock = dir.file("state/lock-frontend")
+        let (lock, argv) = try aptGetLockTimeout(dir, seconds: 2)
         let holder = try Testbed.spawn(["open:" + lock, "posix:w:0:0"])
         defer { holder.terminate() }
         try holder.waitForReady()
         let watch = try RunningWatch(["--json", "--duration", "5", lock], dir: dir)
-        let apt = try Started(["/usr/bin/apt-get", "-o", "Dir::State::status=" + status, "-o", "Dir::State=" + dir.file("state"),
-                               "-o", "Dir::Cache=" + dir.file("cache"), "-o", "Dir::State::Lists=" + dir.file("lists"),
-                               "-o", "DPkg::Lock::Timeout=2", "-q", "install", "-y", "lockscope-no-such-package"],
-                              stdout: dir.file("apt.out"))
+        let apt = try Started(argv, stdout: dir.file("apt.out"))
         let r = apt.wait()
         XCTAssertNotEqual(r.status, 0, "apt-get must fail: the lock stays held")
         let doc = try watch.summaryJSON()
