@@ -15,7 +15,7 @@ struct Waiters: ParsableCommand {
         lines, and OFD or POSIX waiters found from their current flock/fcntl call).
         BLOCKED_BY is the holder that really blocks them; BEHIND is the entry directly
         ahead in the kernel's queue, often another waiter on recent kernels.
-        Polling: attempts were seen — caught in a non-blocking attempt (flock
+        Polling: attempts were seen: caught in a non-blocking attempt (flock
         LOCK_NB, fcntl F_SETLK), asleep with the file of a lock protocol whose clients
         retry (iptables -w, SQLite's busy handler, apt), or, with --window, refused in
         the kernel's lock events. Idle (open, asleep): the file is open and the process
