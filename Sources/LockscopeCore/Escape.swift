@@ -7,7 +7,7 @@
 public func terminalSafe(_ text: String) -> String {
     var needs = false
     for scalar in text.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7f || scalar == "\\"
-        || (scalar.value >= 0x80 && scalar.value < 0xa0) {
+        || (scalar.value >= 0x80 && scalar.value < 0xa0) || PathText.escapedByte(scalar) != nil {
         needs = true
         break
     }
@@ -25,7 +25,8 @@ public func terminalSafe(_ text: String) -> String {
             let hex = String(scalar.value, radix: 16)
             out += "\\x" + (hex.count < 2 ? "0" : "") + hex
         default:
-            out.unicodeScalars.append(scalar)
+            // A byte of a name that is not UTF-8 (PathText): shown as the byte it is.
+            if let byte = PathText.escapedByte(scalar) { out += "\\x" + String(byte, radix: 16) } else { out.unicodeScalars.append(scalar) }
         }
     }
     return out

@@ -15,6 +15,8 @@ public struct FdMatch: Sendable, Hashable {
 public struct FdScanResult: Sendable {
     public var matches: [FdMatch]
     public var coverage: ScanCoverage
+    /// Every process the scan was refused, so callers that combine scans count each once.
+    public var deniedPids: Set<Int32> = []
 }
 
 /// A descriptor by process and number (a reference for `.sameOpenFile`).
@@ -87,16 +89,18 @@ public struct FdScanner: Sendable {
             }
         }
         var matches: [FdMatch] = []
+        var denied = Set<Int32>()
         for r in results {
             matches.append(contentsOf: r.matches)
             coverage.processesScanned += r.processes
             coverage.descriptorsScanned += r.descriptors
             coverage.processesDenied += r.denied
             coverage.processesVanished += r.vanished
-            coverage.noteDenied(r.deniedPids.map { DeniedProcess(pid: $0) })
+            coverage.noteDenied(r.deniedPids.prefix(ScanCoverage.deniedListLimit).map { DeniedProcess(pid: $0) })
+            denied.formUnion(r.deniedPids)
         }
         matches.sort { ($0.pid, $0.fd) < ($1.pid, $1.fd) }
-        return FdScanResult(matches: matches, coverage: coverage)
+        return FdScanResult(matches: matches, coverage: coverage, deniedPids: denied)
     }
 
     /// Numeric entries of the proc directory via getdents64.
@@ -124,7 +128,7 @@ struct ChunkResult {
     var descriptors = 0
     var denied = 0
     var vanished = 0
-    /// The first denied pids (ascending: each chunk walks its pids in order).
+    /// Every denied pid (ascending: each chunk walks its pids in order).
     var deniedPids: [Int32] = []
 }
 
@@ -253,7 +257,7 @@ struct ScanWorker {
 
     mutating func noteDenied(_ pid: Int32) {
         result.denied += 1
-        if result.deniedPids.count < ScanCoverage.deniedListLimit { result.deniedPids.append(pid) }
+        result.deniedPids.append(pid)
     }
 
     /// Writes "PID/fd\0" into `path` without allocating a String.

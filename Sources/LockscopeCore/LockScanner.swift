@@ -56,7 +56,7 @@ public struct LockScanner: Sendable {
         let kernel = try readKernelLocks()
         let wanted = Set(targets.map(\.file))
         let relevant = kernel.filter { $0.lock.file.map(wanted.contains) ?? false }
-        var links = Set(targets.compactMap { $0.path.map { Array($0.utf8) } })
+        var links = Set(targets.compactMap { $0.path.map(PathText.bytes(of:)) })
         var report = build(kernel: relevant, targets: targets, files: wanted, links: &links, options: options)
         MountView.annotate(&report, proc: proc)
         return report
@@ -95,14 +95,16 @@ public struct LockScanner: Sendable {
 
     func build(kernel: [KernelLock], targets: [Target], files: Set<FileIdentity>, links: inout Set<[UInt8]>,
                options: Options) -> LockReport {
-        var coverage = ScanCoverage()
+        var tally = Tally()
         var inspector = FdInspector(proc: proc)
-        var open = ownerDescriptors(kernel: kernel, files: files, links: &links, inspector: &inspector, coverage: &coverage)
+        var open = ownerDescriptors(kernel: kernel, files: files, links: &links, inspector: &inspector, tally: &tally)
         if options.coHolders {
             open += otherDescriptors(kernel: kernel, owners: open, files: files, links: links, openers: options.openers,
-                                     inspector: &inspector, coverage: &coverage)
-            open += descriptorsOfUnknownPaths(kernel: kernel, known: open, inspector: &inspector, coverage: &coverage)
+                                     inspector: &inspector, tally: &tally)
+            open += descriptorsOfUnknownPaths(kernel: kernel, known: open, inspector: &inspector, tally: &tally)
         }
+        var coverage = tally.coverage
+        coverage.processesDenied = tally.deniedPids.count
 
         // Locks with holders and waiters (indexed: /proc/locks may list 100k locks).
         let index = OpenIndex(open)
@@ -117,10 +119,20 @@ public struct LockScanner: Sendable {
         var openers: [Opener] = []
         let protocols = ProtocolIndex(entries)
         for o in open where o.locks.isEmpty && !claimedWaitFds.contains(PidFd(pid: o.pid, fd: o.fd)) {
-            if let (tid, request) = blockedLockCall(threads[o.pid], fd: o.fd),
-               let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
-                attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
-                continue
+            if let (tid, request) = blockedLockCall(threads[o.pid], fd: o.fd) {
+                // Already listed by the kernel under one of the file's locks (its thread was
+                // not matched: `list` skips waiter details): the same wait, not another one.
+                if let (li, wi) = kernelWaiter(entries, pid: o.pid, file: o.file) {
+                    if options.waiterDetails {
+                        entries[li].waiters[wi].tid = tid
+                        entries[li].waiters[wi].fd = o.fd
+                    }
+                    continue
+                }
+                if let li = entries.firstIndex(where: { $0.file == o.file && overlaps($0, request) }) {
+                    attachSyscallWaiter(&entries[li], pid: o.pid, tid: tid, fd: o.fd, request: request)
+                    continue
+                }
             }
             let seen = OpenerActivity(threads[o.pid])
             let retries = protocols[o.file]?.retryMechanism != nil
@@ -133,6 +145,11 @@ public struct LockScanner: Sendable {
         var resolvedTargets = targets
         for i in resolvedTargets.indices where resolvedTargets[i].path == nil {
             resolvedTargets[i].path = index.byFile[resolvedTargets[i].file]?.first.flatMap { open[$0].link }
+        }
+        // No descriptor on the file could be read (a holder of another user's): the path
+        // the user gave names it.
+        for i in entries.indices where entries[i].path == nil {
+            entries[i].path = resolvedTargets.first { $0.file == entries[i].file && $0.path != nil }?.path
         }
         // comm is world-readable even where the descriptors are not: the note names them.
         for i in coverage.denied.indices {
@@ -151,20 +168,20 @@ public struct LockScanner: Sendable {
     /// Step 1: the owners /proc/locks names. Their lock-carrying fds give the link
     /// text (and the kcmp references) for the scan of everyone else.
     func ownerDescriptors(kernel: [KernelLock], files: Set<FileIdentity>, links: inout Set<[UInt8]>,
-                          inspector: inout FdInspector, coverage: inout ScanCoverage) -> [OpenFd] {
+                          inspector: inout FdInspector, tally: inout Tally) -> [OpenFd] {
         var open: [OpenFd] = []
         let ownerPids = Set(kernel.map(\.lock.pid).filter { $0 > 0 }).subtracting(excludedPids)
         for pid in ownerPids.sorted() {
             switch inspector.lockedFds(of: pid, files: files) {
-            case .gone: coverage.processesVanished += 1
+            case .gone: tally.coverage.processesVanished += 1
             case .denied:
-                coverage.processesDenied += 1
-                coverage.noteDenied([DeniedProcess(pid: pid)])
+                tally.deniedPids.insert(pid)
+                tally.coverage.noteDenied([DeniedProcess(pid: pid)])
             case .fds(let fds):
-                coverage.processesScanned += 1
+                tally.coverage.processesScanned += 1
                 for f in fds {
                     open.append(f)
-                    if let l = f.link { links.insert(Array(l.utf8)) }
+                    if let l = f.link { links.insert(PathText.bytes(of: l)) }
                 }
             }
         }
@@ -175,7 +192,7 @@ public struct LockScanner: Sendable {
     /// kcmp against the owners' descriptors when only co-holders are wanted and every
     /// lock has a live owner fd; link text otherwise (it also finds pollers).
     func otherDescriptors(kernel: [KernelLock], owners: [OpenFd], files: Set<FileIdentity>, links: Set<[UInt8]>,
-                          openers: Bool, inspector: inout FdInspector, coverage: inout ScanCoverage) -> [OpenFd] {
+                          openers: Bool, inspector: inout FdInspector, tally: inout Tally) -> [OpenFd] {
         let ownerIndex = OpenIndex(owners)
         let refs = kernel.compactMap { k in
             ownerIndex.carrying(k.lock).first(where: { owners[$0].pid == k.lock.pid }).map { owners[$0] }
@@ -194,13 +211,13 @@ public struct LockScanner: Sendable {
             return []
         }
         let scan = FdScanner(proc: proc).scan(criterion, excluding: excludedPids.union(owners.map(\.pid)))
-        coverage.add(scan.coverage)
+        tally.add(scan)
         var found: [OpenFd] = []
         for m in scan.matches {
             guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: files) else { continue }
             let link = useKcmp
                 ? refs.first(where: { $0.pid == unique[m.target].pid && $0.fd == unique[m.target].fd })?.link
-                : String(decoding: linkList[m.target], as: UTF8.self)
+                : PathText.decode(linkList[m.target])
             found.append(OpenFd(pid: m.pid, fd: m.fd, file: file, locks: locks, link: link))
         }
         return found
@@ -210,12 +227,14 @@ public struct LockScanner: Sendable {
     /// asked for by MAJ:MIN:INODE): confirm every path-like fd by identity. Slow on a
     /// big box, so only when needed.
     func descriptorsOfUnknownPaths(kernel: [KernelLock], known: [OpenFd], inspector: inout FdInspector,
-                                   coverage: inout ScanCoverage) -> [OpenFd] {
+                                   tally: inout Tally) -> [OpenFd] {
         let unresolved = Set(kernel.compactMap(\.lock.file)).subtracting(known.map(\.file))
         guard !unresolved.isEmpty else { return [] }
         let seen = Set(known.map { PidFd(pid: $0.pid, fd: $0.fd) })
         let scan = FdScanner(proc: proc).scan(.anyPath, excluding: excludedPids)
-        if coverage.descriptorsScanned == 0 { coverage.add(scan.coverage) }
+        // The first scan saw no descriptor (everyone refused, or none to compare): this one's
+        // counts; a refused process is counted once either way.
+        if tally.coverage.descriptorsScanned == 0 { tally.add(scan) } else { tally.deniedPids.formUnion(scan.deniedPids) }
         var found: [OpenFd] = []
         for m in scan.matches where !seen.contains(PidFd(pid: m.pid, fd: m.fd)) {
             guard let (file, locks) = inspector.confirm(pid: m.pid, fd: m.fd, files: unresolved) else { continue }
@@ -248,6 +267,18 @@ public struct LockScanner: Sendable {
             }
         }
         for i in openers.indices { openers[i].process = facts(openers[i].pid) }
+    }
+
+    /// What the steps could and could not look at. A process may be refused by more
+    /// than one step (an owner, then the scan of everyone): it is counted once.
+    struct Tally {
+        var coverage = ScanCoverage()
+        var deniedPids = Set<Int32>()
+
+        mutating func add(_ scan: FdScanResult) {
+            coverage.add(scan.coverage)
+            deniedPids.formUnion(scan.deniedPids)
+        }
     }
 
     /// Every thread's current syscall, read at most once per pid per report.
@@ -284,6 +315,7 @@ public struct LockScanner: Sendable {
         }
         if path == nil, let f = l.file { path = index.byFile[f]?.first.flatMap { open[$0].link } }
         let status: OwnerStatus
+        var exiting: [ExitingThread] = []
         if l.kind == .ofd || l.pid == -1 {
             status = .ofd
         } else if l.pid == 0 {
@@ -295,12 +327,18 @@ public struct LockScanner: Sendable {
         } else {
             switch (try? proc.readText("\(l.pid)/stat")) {
             case nil: status = (proc.exists("\(l.pid)") ? .unknown : .gone)
-            case .some:
-                // Alive, but none of its fds carries the lock: the pid was reused
-                // (or it could not be inspected, which the coverage says).
-                status = proc.canList("\(l.pid)/fd") ? .reused : .unknown
+            case .some(let text):
+                if let stat = StatFields.parse(text), let threads = ExitingProcess.threads(proc: proc, pid: l.pid, leader: stat) {
+                    // Its descriptors are gone from /proc, but a close in do_exit() still holds the lock.
+                    status = .exiting
+                    exiting = threads
+                } else {
+                    // Alive, but none of its fds carries the lock: the pid was reused
+                    // (or it could not be inspected, which the coverage says).
+                    status = proc.canList("\(l.pid)/fd") ? .reused : .unknown
+                }
             }
-            if status == .unknown { holders.insert(Holder(pid: l.pid, fd: nil, isOwner: true), at: 0) }
+            if status == .unknown || status == .exiting { holders.insert(Holder(pid: l.pid, fd: nil, isOwner: true), at: 0) }
         }
         // Owner first, then co-holders by pid.
         holders.sort { ($0.isOwner ? 0 : 1, $0.pid) < ($1.isOwner ? 0 : 1, $1.pid) }
@@ -324,8 +362,10 @@ public struct LockScanner: Sendable {
             }
             waiters.append(waiter)
         }
-        return LockEntry(file: l.file, path: path, kind: l.kind, access: l.access, mode: l.mode, start: l.start,
-                         end: l.end, kernelPid: l.pid, ownerStatus: status, holders: holders, waiters: waiters)
+        var e = LockEntry(file: l.file, path: path, kind: l.kind, access: l.access, mode: l.mode, start: l.start,
+                          end: l.end, kernelPid: l.pid, ownerStatus: status, holders: holders, waiters: waiters)
+        e.exitingThreads = exiting
+        return e
     }
 
     /// A kernel-listed waiter (pid known): which thread, on which fd.
@@ -344,6 +384,15 @@ public struct LockScanner: Sendable {
             guard case .inSyscall(let nr, let args, _, _) = t.syscall, let call = LockCall(number: nr, args: args),
                   Int32(truncatingIfNeeded: args[0]) == fd, call.blocking else { continue }
             return (t.tid, call)
+        }
+        return nil
+    }
+
+    /// The kernel-listed waiter `pid` (a `->` line with its pid) among the locks on `file`
+    /// whose thread is not known yet.
+    func kernelWaiter(_ entries: [LockEntry], pid: Int32, file: FileIdentity) -> (Int, Int)? {
+        for (li, e) in entries.enumerated() where e.file == file {
+            if let wi = e.waiters.firstIndex(where: { $0.pid == pid && $0.source == .kernel && $0.tid == nil }) { return (li, wi) }
         }
         return nil
     }

@@ -33,6 +33,9 @@ public enum OwnerStatus: String, Sendable, Hashable {
     case invisible
     /// Could not be checked (permission, or a fixture without fdinfo).
     case unknown
+    /// The owner is in `do_exit()` and a thread is still closing its files (a slow
+    /// `flush`): the lock is held until that close returns (`ExitingProcess`).
+    case exiting
 }
 
 /// A thread's current system call as `/proc/PID/task/TID/syscall` reports it
@@ -196,6 +199,8 @@ public struct LockEntry: Sendable, Hashable {
     public var ownerStatus: OwnerStatus
     public var holders: [Holder]
     public var waiters: [Waiter]
+    /// `.exiting`: the owner's threads still in `do_exit()`, closing its files.
+    public var exitingThreads: [ExitingThread] = []
 
     public init(file: FileIdentity?, path: String?, kind: LockKind, access: LockAccess, mode: String, start: Int64,
                 end: Int64?, kernelPid: Int32, ownerStatus: OwnerStatus, holders: [Holder] = [], waiters: [Waiter] = []) {

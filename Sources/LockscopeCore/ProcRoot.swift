@@ -69,8 +69,9 @@ public struct ProcRoot: Sendable, Hashable {
         return Array(buffer[0..<n])
     }
 
+    /// The link text; a name that is not UTF-8 keeps its bytes (`PathText`).
     public func readLink(_ relative: String) throws(ProcReadError) -> String {
-        String(decoding: try readLinkBytes(relative), as: UTF8.self)
+        PathText.decode(try readLinkBytes(relative))
     }
 
     /// Names in a /proc directory, without `.` and `..`.

@@ -19,14 +19,16 @@ public struct TargetResolver: Sendable {
     ///   - argument: the argument as text (messages, identities).
     ///   - bytes: the argument's exact bytes, when they are not valid UTF-8 (Swift's
     ///     `CommandLine.arguments` repairs them with U+FFFD, which names another file).
-    public func resolve(_ argument: String, bytes: [UInt8]? = nil) throws(LockscopeError) -> Target {
+    public func resolve(_ text: String, bytes: [UInt8]? = nil) throws(LockscopeError) -> Target {
+        // The argument keeps its exact bytes (PathText), so messages and JSON show them.
+        let argument = bytes.map(PathText.decode) ?? text
         if argument.isEmpty { throw .noSuchPath(argument) }
         // The path walk may hang on a dead FUSE/NFS mount: it happens in a disposable child
         // that hands back an O_PATH descriptor (and the fstat, which may hang too).
         let fd: Int32
         let mode: UInt32
         let inode: UInt64
-        switch Careful.open(bytes ?? Array(argument.utf8), flags: CLS_O_PATH, timeout: timeout) {
+        switch Careful.open(PathText.bytes(of: argument), flags: CLS_O_PATH, timeout: timeout) {
         case .success(let opened):
             (fd, mode, inode) = opened
         case .failure(.timedOut):

@@ -6,6 +6,7 @@ public enum RuleID: String, Sendable, Hashable, CaseIterable {
     case waitChain = "wait-chain"
     case dnsTimeout = "dns-timeout"
     case holderStopped = "holder-stopped"
+    case holderExiting = "holder-exiting"
     case leaseBreak = "lease-break"
     case holderIO = "holder-io"
     case holderNetwork = "holder-network"

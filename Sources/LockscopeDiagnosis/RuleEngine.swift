@@ -193,6 +193,11 @@ struct RuleContext {
 
         // Stopped outranks whatever call it was stopped in.
         if let stopped = Rules.stopped(ctx: self, pid: pid, lock: lock) { return Explanation(findings: [stopped], cause: stopped) }
+        // Exiting: whatever its threads were doing is over; only the close in do_exit() is left.
+        if lock.ownerStatus == .exiting && pid == lock.kernelPid {
+            let f = Rules.exiting(ctx: self, pid: pid, lock: lock)
+            return Explanation(findings: [f], cause: f)
+        }
 
         // Queued behind another lock: follow the chain (the kernel lists it as a waiter).
         let myChain = chain + [pid]
@@ -214,8 +219,11 @@ struct RuleContext {
             return Explanation(findings: [f] + inner.findings, cause: inner.cause ?? f, uninspectable: inner.uninspectable)
         }
 
+        // No thread's call could be read (another user's process, /proc/PID/syscall denied):
+        // not inspected, whatever its state says.
+        let blind = input.activity[pid].map { $0.threads.allSatisfy { $0.current == nil && $0.state != "R" } } ?? true
         guard let doing = classify(pid: pid) else {
-            return Explanation(uninspectable: facts[pid] == nil || input.uninspectable.contains(pid) || input.activity[pid] == nil)
+            return Explanation(uninspectable: blind || facts[pid] == nil || input.uninspectable.contains(pid))
         }
         var inner = Explanation()
         let f: Finding
@@ -241,7 +249,7 @@ struct RuleContext {
         case .futex(let t): f = Rules.futex(ctx: self, pid: pid, thread: t, lock: lock)
         case .sleeping(let t): f = Rules.sleeping(ctx: self, pid: pid, thread: t, lock: lock)
         case .busy(let t): f = Rules.busy(ctx: self, pid: pid, thread: t, lock: lock)
-        case .other: return Explanation()
+        case .other: return Explanation(uninspectable: blind)
         }
         // What a child is stuck in is the cause; the finding about this one says how it leads there.
         return Explanation(findings: [f] + inner.findings, cause: inner.cause ?? f)

@@ -81,6 +81,31 @@ enum Rules {
                        evidence: e, suggestion: suggestion)
     }
 
+    // MARK: - holder-exiting
+
+    /// The owner is in `do_exit()` and a thread is still closing its files (`.exiting`):
+    /// the lock goes when that close returns, and no signal speeds it up.
+    static func exiting(ctx: RuleContext, pid: Int32, lock: LockEntry) -> Finding {
+        let threads = lock.exitingThreads
+        var e: [EvidenceItem] = [
+            EvidenceItem("pid", .pid(pid)),
+            EvidenceItem("owner_status", .string(lock.ownerStatus.rawValue)),
+            EvidenceItem("closing_tids", .pids(threads.map(\.tid))),
+            EvidenceItem("states", .strings(threads.map { String($0.state) })),
+        ]
+        let wchans = threads.compactMap(\.wchan)
+        if !wchans.isEmpty { e.append(EvidenceItem("wchans", .strings(wchans))) }
+        if let stack = threads.lazy.compactMap(\.kernelStack).first {
+            e.append(EvidenceItem("kernel_stack", .strings(Array(stack.prefix(8)))))
+        }
+        let inWhat = threads.first.flatMap { t in t.wchan ?? t.kernelStack?.first }.map { " (in \($0))" } ?? ""
+        let summary = "\(ctx.name(pid)) is " + ExitingProcess.summary(closing: threads.count) + inWhat + "; "
+            + "the lock is released when the last close returns"
+        let suggestion = "Look at the filesystem the lock file (or another file it had open) is on: a close waits for its flush — a FUSE daemon that stopped answering (abort it: `echo 1 > /sys/fs/fuse/connections/N/abort`), an NFS server that is gone. Killing the process does not help: it is already exiting."
+        return Finding(rule: .holderExiting, severity: .critical, lock: lock.file, pid: pid, summary: summary,
+                       evidence: e, suggestion: suggestion)
+    }
+
     // MARK: - dns-timeout
 
     static func dnsTimeout(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, fd: ResolvedFd?, socket s: NetSocket?,

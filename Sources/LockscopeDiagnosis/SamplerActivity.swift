@@ -35,12 +35,7 @@ public struct SamplerActivity: ActivityProvider {
 
     /// /proc/PID/task/TID/stack (root only): `[<0>] percpu_rwsem_wait+0x…` → `percpu_rwsem_wait+0x…`.
     static func kernelStack(proc: ProcRoot, pid: Int32, tid: Int32) -> [String]? {
-        guard let text = try? proc.readText("\(pid)/task/\(tid)/stack") else { return nil }
-        let frames = text.split(separator: "\n").map { line -> Substring in
-            let frame = line.firstIndex(of: "]").map { line[line.index(after: $0)...] } ?? line
-            return frame.drop { $0 == " " }
-        }.filter { !$0.isEmpty }.map(String.init)
-        return frames.isEmpty ? nil : frames
+        (try? proc.readText("\(pid)/task/\(tid)/stack")).flatMap(KernelStack.parse)
     }
 }
 

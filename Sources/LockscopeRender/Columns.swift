@@ -187,6 +187,7 @@ public enum ListColumns {
         switch l.ownerStatus {
         case .gone: return "(exited)"
         case .reused: return "(pid reused)"
+        case .exiting: return "(exiting)"
         case .ofd: return "(OFD)"
         case .invisible: return "(other ns)"
         default: return "?"

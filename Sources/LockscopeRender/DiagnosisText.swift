@@ -171,6 +171,8 @@ struct TreeBuilder {
         if let fd { first += " fd \(fd)" }
         first += "  " + doing(pid)
         var children: [[String]] = []
+        let exiting = pid == lock.kernelPid ? ExitingRender.lines(lock) : []
+        if !exiting.isEmpty { children.append(exiting) }
         guard depth < 8 else { return [first] }
         // Another lock it is queued behind.
         for l in d.graph.locksWaited(by: pid) where l.id != lock.id {

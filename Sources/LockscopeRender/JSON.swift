@@ -33,6 +33,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     public static func string(_ v: String?) -> JSONValue { v.map { .string($0) } ?? .null }
     public static func double(_ v: Double?) -> JSONValue { v.map { .double($0) } ?? .null }
 
+    /// A file name under `key`, and when the name is not valid UTF-8 its exact bytes
+    /// under `key_bytes`, in lowercase hex (docs/json-schema.md, "Exact bytes"): `"path"`
+    /// then reads with U+FFFD where the bytes are not text. The one way every renderer
+    /// writes a path.
+    public static func pathFields(_ key: String, _ name: String?) -> [(String, JSONValue)] {
+        guard let name, !PathText.isExact(name) else { return [(key, .string(name))] }
+        return [(key, .string(PathText.repaired(name))), (key + "_bytes", .string(PathText.hex(name)))]
+    }
+
     /// Serializes compactly, or with two-space indentation when `pretty`.
     public func serialized(pretty: Bool = true) -> String {
         var out = ""
@@ -81,7 +90,9 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// RFC 8259 string escaping: quotes, backslash and every control character, C1
     /// (U+0080–U+009F: U+009B is a terminal's CSI) included, so a document printed on a
     /// terminal cannot drive it; `\u` escapes decode to the same text, nothing is lost.
-    static func writeString<Out: TextOutputStream>(_ s: String, to out: inout Out) {
+    /// A name that is not UTF-8 (PathText) is written with U+FFFD, as `pathFields` does.
+    static func writeString<Out: TextOutputStream>(_ text: String, to out: inout Out) {
+        let s = PathText.repaired(text)
         var buf = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

@@ -64,9 +64,7 @@ public struct ReportJSON {
     }
 
     func target(_ t: Target) -> JSONValue {
-        .object([
-            ("argument", .string(t.argument)),
-            ("path", .string(t.path)),
+        .object(JSONValue.pathFields("argument", t.argument) + JSONValue.pathFields("path", t.path) + [
             ("device", .string(t.file.device)),
             ("inode", .int(Int64(bitPattern: t.file.inode))),
         ])
@@ -74,8 +72,7 @@ public struct ReportJSON {
 
     func lock(_ l: LockEntry, _ idx: ProtocolIndex) -> JSONValue {
         let proto = idx[l.file]
-        return .object([
-            ("path", .string(l.path)),
+        var fields: [(String, JSONValue)] = JSONValue.pathFields("path", l.path) + [
             ("device", .string(l.file?.device)),
             ("inode", l.file.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
             ("kind", .string(l.kind.rawValue)),
@@ -85,10 +82,14 @@ public struct ReportJSON {
             ("end", .int(l.end)),
             ("kernel_pid", .int(Int64(l.kernelPid))),
             ("owner_status", .string(l.ownerStatus.rawValue)),
+        ]
+        fields += ExitingRender.json(l)
+        fields += [
             ("protocol", ProtocolRender.json(proto, state: idx.state(of: l))),
             ("holders", .array(l.holders.map { holder($0, proto) })),
             ("waiters", .array(l.waiters.map { waiter($0, proto) })),
-        ])
+        ]
+        return .object(fields)
     }
 
     func holder(_ h: Holder, _ proto: ProtocolReading?) -> JSONValue {
@@ -97,9 +98,9 @@ public struct ReportJSON {
             ("comm", .string(h.process?.comm)),
             ("fd", .int(h.fd)),
             ("owner", .bool(h.isOwner)),
-            ("path_in_namespace", .string(h.pathInNamespace)),
-            ("protocol", ProtocolRender.json(proto, pid: h.pid, wanted: false)),
         ]
+        fields += JSONValue.pathFields("path_in_namespace", h.pathInNamespace)
+        fields += [("protocol", ProtocolRender.json(proto, pid: h.pid, wanted: false))]
         fields += processFields(h.process)
         return .object(fields)
     }

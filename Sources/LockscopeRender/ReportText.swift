@@ -30,6 +30,7 @@ public struct ReportText {
                 out.append("  " + lockSummary(l) + waitSummary(l, openers: openers))
                 if i == 0 { out += protocolLines(idx[l.file], r) }
                 if let note = ownerNote(l) { out += style.wrap("  " + note, indent: "    ").map(style.yellow) }
+                out += ExitingRender.lines(l).enumerated().map { "  " + ($0.offset == 0 ? style.yellow($0.element) : $0.element) }
                 var table = Table(headers: ["ROLE", "PID", "FD", "USER", "ST", "AGE", "IN", "COMMAND"], rightAligned: [1, 2])
                 for h in l.holders {
                     let p = h.process
@@ -164,7 +165,8 @@ public struct ReportText {
     /// `list`: the chosen columns (ListColumns) of each row, then the coverage note.
     public func list(_ r: LockReport, rows: [ListRow], columns: [ListColumn], context: ColumnContext, layout: ColumnLayout) -> [String] {
         if r.locks.isEmpty { return ["no locks"] + coverageNote(r.coverage) }
-        return renderColumns(rows, columns: columns, context: context, layout: layout, style: style) + coverageNote(r.coverage)
+        return renderColumns(rows, columns: columns, context: context, layout: layout, style: style) + exitingNotes(r)
+            + coverageNote(r.coverage)
     }
 
     // MARK: pieces
@@ -194,7 +196,7 @@ public struct ReportText {
         case .ofd: return "open-file-description lock: the kernel names no pid (-1); holders found through fdinfo"
         case .invisible: return "the owner is not visible from this pid namespace (pid 0 in /proc/locks)"
         case .unknown: return l.holders.isEmpty ? "could not inspect the owner's descriptors" : nil
-        case .alive: return nil
+        case .alive, .exiting: return nil
         }
     }
 
@@ -245,6 +247,15 @@ public struct ReportText {
         let positions = waiters.filter { ($0.process?.comm ?? "?") == comm }.map(\.queuePosition)
         guard let lo = positions.min(), let hi = positions.max() else { return "-" }
         return lo == hi ? "\(lo)" : "\(lo)–\(hi)"
+    }
+
+    /// `list`: one note per lock whose owner is exiting, with the threads still closing files.
+    func exitingNotes(_ r: LockReport) -> [String] {
+        r.locks.filter { $0.ownerStatus == .exiting }.flatMap { l -> [String] in
+            var lines = ExitingRender.lines(l)
+            lines[0] = style.yellow("note: pid \(l.kernelPid) holding \(l.file?.description ?? "?") is " + lines[0])
+            return lines.map { style.fit($0) }
+        }
     }
 
     func coverageNote(_ c: ScanCoverage) -> [String] {

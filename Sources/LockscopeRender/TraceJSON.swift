@@ -203,7 +203,7 @@ public enum TraceJSON {
             case .inet6(let e, let scope):
                 return [("type", .string("sockaddr")), ("family", .string("inet6")), ("address", .string(e.address)),
                         ("port", .int(Int64(e.port))), ("scope_id", .int(Int64(scope)))]
-            case .unix(let p): return [("type", .string("sockaddr")), ("family", .string("unix")), ("path", .string(p))]
+            case .unix(let p): return [("type", .string("sockaddr")), ("family", .string("unix"))] + JSONValue.pathFields("path", p)
             case .netlink(let pid, let groups):
                 return [("type", .string("sockaddr")), ("family", .string("netlink")), ("port_id", .int(Int64(pid))), ("groups", .int(Int64(groups)))]
             case .other(let f): return [("type", .string("sockaddr")), ("family", .int(Int64(f)))]
@@ -243,15 +243,15 @@ public enum TraceJSON {
 
     public static func target(_ d: FdDescription) -> JSONValue {
         switch d {
-        case .path(let p): return .object([("kind", .string("path")), ("path", .string(p))])
+        case .path(let p): return .object([("kind", .string("path"))] + JSONValue.pathFields("path", p))
         case .socket(let s):
             return .object([
                 ("kind", .string("socket")), ("proto", .string(s.proto.rawValue)), ("inode", .int(Int64(s.inode))),
                 ("local", .string(s.local?.description)), ("remote", .string(s.remote?.description)),
                 ("local_address", .string(s.local?.address)), ("local_port", .int(s.local?.port)),
                 ("remote_address", .string(s.remote?.address)), ("remote_port", .int(s.remote?.port)),
-                ("state", .string(s.state)), ("path", .string(s.path)), ("text", .string(CallText.socket(s))),
-            ])
+                ("state", .string(s.state)),
+            ] + JSONValue.pathFields("path", s.path) + [("text", .string(CallText.socket(s)))])
         case .otherSocket(let inode): return .object([("kind", .string("socket")), ("proto", .null), ("inode", .int(Int64(inode)))])
         case .pipe(let inode, let peers):
             return .object([("kind", .string("pipe")), ("inode", .int(Int64(inode))),

@@ -104,7 +104,7 @@ public struct WatchRender: Sendable {
             ("time", .double(since(op.time))),
             ("pid", .int(Int64(op.pid))),
             ("comm", .string(op.comm.description)),
-            ("path", .string(path)),
+        ] + JSONValue.pathFields("path", path) + [
             ("device", .string(op.lock.file.device)),
             ("inode", .int(Int64(bitPattern: op.lock.file.inode))),
             ("kind", .string(op.lock.kind.rawValue)),
@@ -133,8 +133,7 @@ public struct WatchRender: Sendable {
             ("source", .string(source)),
             ("duration_seconds", .double(s.durationSeconds)),
             ("locks", .array(s.locks.map { l in
-                .object([
-                    ("path", .string(l.path)),
+                .object(JSONValue.pathFields("path", l.path) + [
                     ("device", .string(l.lock.file.device)),
                     ("inode", .int(Int64(bitPattern: l.lock.file.inode))),
                     ("kind", .string(l.lock.kind.rawValue)),

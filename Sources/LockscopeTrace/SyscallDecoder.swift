@@ -266,9 +266,9 @@ public struct SyscallDecoder {
         case 1:
             let path = Array(b.dropFirst(2))
             if path.isEmpty { return .unix("") }
-            if path[0] == 0 { return .unix("@" + String(decoding: path.dropFirst(), as: UTF8.self)) }
+            if path[0] == 0 { return .unix("@" + PathText.decode(path.dropFirst())) }
             let end = path.firstIndex(of: 0) ?? path.count
-            return .unix(String(decoding: path[0..<end], as: UTF8.self))
+            return .unix(PathText.decode(path[0..<end]))
         case 16 where b.count >= 12:
             return .netlink(pid: b.le(4, as: UInt32.self), groups: b.le(8, as: UInt32.self))
         default:

@@ -106,7 +106,7 @@ struct List: ParsableCommand {
         if let path { target = try resolveTargets([path]).first }
         var report: LockReport
         do {
-            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true, waiterDetails: holders && !common.json, briefFacts: !common.json, namespacePaths: true))
+            report = try LockScanner(proc: common.proc).allLocks(options: .init(coHolders: holders, processFacts: true, waiterDetails: false, briefFacts: !common.json, namespacePaths: true))
         } catch {
             throw fail(error)
         }

@@ -15,10 +15,15 @@
 //     On EOF it answers again and unmounts. Entry and attribute timeouts are 0 so that
 //     every path walk revalidates through the daemon (fuse_dentry_revalidate).
 //
-//   deadfs hold FILE [--wait] [--cwd DIR] [--chroot DIR]
+//   deadfs hold FILE [--wait] [--cwd DIR] [--chroot DIR] [--exit-from-thread]
 //     Opens FILE, takes flock(LOCK_EX) (blocking with --wait: a waiter), then moves its
 //     working directory or root into DIR, prints "held PID" (or "waiting PID" before a
 //     blocking flock) and sleeps until stdin closes.
+//     --exit-from-thread: when stdin closes, the main thread calls pthread_exit() (the
+//     group leader becomes a zombie) and a second thread then exits the process: its
+//     do_exit() closes FILE, which sends FUSE_FLUSH. While the daemon is dead that
+//     close never returns, and the flock stays held (it goes at the final fput, after
+//     the flush): an exiting holder, leader a zombie, one thread in D.
 //
 // The kernel handles flock on FUSE locally when the filesystem implements no lock
 // operations (fuse_file_flock, fs/fuse/file.c), so the locks show in /proc/locks with
@@ -33,6 +38,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t gate_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -189,11 +195,30 @@ static int serve(const char *mountpoint, const char *self) {
     return fuse_main(6, argv, &ops, NULL);
 }
 
+// The second thread of --exit-from-thread: once the leader is a zombie, end the process.
+static void *exit_after_leader(void *arg) {
+    (void)arg;
+    char path[64], text[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)getpid(), (int)getpid());
+    for (int i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[n] = 0;
+        const char *close_paren = strrchr(text, ')');
+        if (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z') break;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    _exit(0);
+}
+
 static int hold(int argc, char **argv) {
     const char *file = argv[2], *cwd = NULL, *root = NULL;
-    int wait = 0;
+    int wait = 0, exit_from_thread = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--wait")) wait = 1;
+        else if (!strcmp(argv[i], "--exit-from-thread")) exit_from_thread = 1;
         else if (!strcmp(argv[i], "--cwd") && i + 1 < argc) cwd = argv[++i];
         else if (!strcmp(argv[i], "--chroot") && i + 1 < argc) root = argv[++i];
         else { fprintf(stderr, "deadfs hold: bad argument %s\n", argv[i]); return 64; }
@@ -208,12 +233,17 @@ static int hold(int argc, char **argv) {
     fflush(stdout);
     char c;
     while (read(0, &c, 1) > 0) {}
+    if (exit_from_thread) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, exit_after_leader, NULL) != 0) return 71;
+        pthread_exit(NULL);
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "serve")) return serve(argv[2], argv[0]);
     if (argc >= 3 && !strcmp(argv[1], "hold")) return hold(argc, argv);
-    fprintf(stderr, "usage: deadfs serve MOUNTPOINT | deadfs hold FILE [--wait] [--cwd DIR] [--chroot DIR]\n");
+    fprintf(stderr, "usage: deadfs serve MOUNTPOINT | deadfs hold FILE [--wait] [--cwd DIR] [--chroot DIR] [--exit-from-thread]\n");
     return 64;
 }

@@ -31,6 +31,7 @@ final class HarnessProcess {
     private let stdoutRead: Int32
     private var buffer: [UInt8] = []
     private var reaped = false
+    private var stdinClosed = false
 
     init(_ argv: [String]) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
@@ -80,12 +81,20 @@ final class HarnessProcess {
         }
     }
 
+    /// EOF on its stdin: `deadfs hold` then exits.
+    func closeStdin() {
+        guard !stdinClosed else { return }
+        stdinClosed = true
+        close(stdinWrite)
+    }
+
     /// SIGKILL and reap. Call only once nothing it does can be stuck in the filesystem.
     func kill() {
         guard !reaped else { return }
         reaped = true
         Glibc.kill(pid, SIGKILL)
-        close(stdinWrite); close(stdoutRead)
+        closeStdin()
+        close(stdoutRead)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
@@ -118,6 +127,8 @@ final class DeadFS {
     private(set) var waiter: HarnessProcess!
     private(set) var chrooted: HarnessProcess!
     private(set) var outsideWaiter: HarnessProcess!
+    /// More `deadfs hold` processes a test started (`hold(_:)`).
+    private var extras: [HarnessProcess] = []
     private var mounted = false
 
     static func requirements() throws {
@@ -190,6 +201,21 @@ final class DeadFS {
         throw TestSupportError.timeout(what: "waiters \(pids) to block in flock", seconds: 10, detail: "")
     }
 
+    /// Another `deadfs hold` process (arguments after `hold`), ended by `tearDown()`
+    /// after the connection is aborted.
+    func hold(_ args: [String]) throws -> HarnessProcess {
+        let p = try HarnessProcess([try Self.binary(), "hold"] + args)
+        extras.append(p)
+        return p
+    }
+
+    /// `00:NN:INODE` of a file in the mount (a path walk: only while the daemon answers).
+    func identity(of path: String) throws -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw TestSupportError.system(call: "stat", errno: Errno(rawValue: errno), context: path) }
+        return "\(device):\(st.st_ino)"
+    }
+
     func die() throws {
         daemon?.send("die")
         _ = try daemon?.waitForLine(prefix: "dead")
@@ -208,7 +234,7 @@ final class DeadFS {
 
     func tearDown() {
         abortConnection()
-        for p in [waiter, outsideWaiter, holder, chrooted] { p?.kill() }
+        for p in [waiter, outsideWaiter, holder, chrooted].compactMap({ $0 }) + extras { p.kill() }
         if mounted {
             mounted = false
             // The daemon may have unmounted on its way out (EINVAL: no longer a mount point).

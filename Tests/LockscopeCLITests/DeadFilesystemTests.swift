@@ -142,6 +142,85 @@ final class DeadFilesystemTests: XCTestCase {
         assertUnresponsive(r)
     }
 
+    // MARK: watch
+
+    /// `watch` resolves its files like the other commands: a path on the dead mount is
+    /// answered with exit 75 in time; by identity it watches as usual.
+    func testWatchOnTheDeadMount() throws {
+        let probe = try fs.run(["watch", "--duration", "0.2", fs.lockIdentity], deadline: 30)
+        if probe.exitCode == 69 { try skip("lock events unavailable (root and tracefs needed): \(probe.stderr)") }
+        XCTAssertEqual(probe.exitCode, 0, "\(probe)")
+        let r = try deadRun(["watch", "--duration", "1", fs.lockPath])
+        assertUnresponsive(r)
+        let byIdentity = try fs.run(["watch", "--duration", "1", fs.lockIdentity], deadline: probe.seconds + 0.8 + 2)
+        print("dead-fs: lockscope watch --duration 1 \(fs.lockIdentity): dead \(String(format: "%.2f", byIdentity.seconds)) s, exit \(byIdentity.exitCode)")
+        XCTAssertFalse(byIdentity.hung, "\(byIdentity)")
+        XCTAssertEqual(byIdentity.exitCode, 0, "\(byIdentity)")
+    }
+
+    // MARK: an exiting holder
+
+    /// A holder whose exit is stuck closing its file (issue 13): the group leader is a
+    /// zombie, its other thread is in do_exit → fuse_flush, the flock is still held. It is
+    /// "exiting: 1 thread still closing files" with that thread shown, never "pid reused".
+    func testExitingHolderStuckInFlush() throws {
+        let file = fs.mountpoint + "/other.lock"
+        let identity = try fs.identity(of: file)
+        let p = try fs.hold([file, "--exit-from-thread"])
+        _ = try p.waitForLine(prefix: "held")
+        try fs.die()
+        p.closeStdin()
+        let closer = try waitUntilExiting(p.pid)
+
+        let list = try fs.run(["list", "--json"], deadline: 30)
+        XCTAssertEqual(list.exitCode, 0, "\(list)")
+        let lock = try XCTUnwrap(jsonLocks(list.stdout).first { "\($0["device"] ?? ""):\($0["inode"] ?? "")" == identity }, "\(list)")
+        XCTAssertEqual(lock["owner_status"] as? String, "exiting", "\(lock)")
+        let threads = try XCTUnwrap(lock["exiting_threads"] as? [[String: Any]], "\(lock)")
+        XCTAssertEqual(threads.map { $0["tid"] as? Int }, [Int(closer)], "\(lock)")
+        if let stack = threads.first?["kernel_stack"] as? [String] {
+            XCTAssertTrue(stack.contains { $0.hasPrefix("fuse_flush") }, "\(stack)")
+        } else if access("/proc/self/stack", R_OK) == 0 {
+            XCTFail("root reads /proc/PID/task/TID/stack, but no kernel_stack: \(lock)")
+        }
+
+        let text = try fs.run(["list"], deadline: 30)
+        XCTAssertTrue(text.stdout.contains("note: pid \(p.pid) holding \(identity) is exiting: 1 thread still closing files"), "\(text)")
+        let who = try fs.run(["who", identity], deadline: 30)
+        XCTAssertEqual(who.exitCode, 0, "\(who)")
+        XCTAssertTrue(who.stdout.contains("exiting: 1 thread still closing files"), "\(who)")
+        XCTAssertTrue(who.stdout.contains("tid \(closer)"), "\(who)")
+        XCTAssertTrue(who.stdout.split(separator: "\n").contains { $0.contains("owner") && $0.contains(" \(p.pid) ") },
+                      "the exiting owner is in the holder table: \(who)")
+        let diagnose = try fs.run(["diagnose", "--window", "0.5", identity], deadline: 30)
+        XCTAssertEqual(diagnose.exitCode, 0, "nobody waits for it: \(diagnose)")
+        XCTAssertTrue(diagnose.stdout.contains("is exiting: 1 thread still closing files"), "\(diagnose)")
+        for r in [text, who, diagnose] { XCTAssertFalse(r.stdout.contains("reused"), "\(r)") }
+    }
+
+    /// Waits until `pid`'s leader is a zombie and another thread is exiting; that thread's tid.
+    func waitUntilExiting(_ pid: pid_t) throws -> pid_t {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let tids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap { pid_t($0) }
+            if state("/proc/\(pid)/stat") == "Z", let t = tids.first(where: { $0 != pid }), state("/proc/\(pid)/task/\(t)/stat") != "Z" {
+                return t
+            }
+            usleep(20_000)
+        }
+        throw TestSupportError.timeout(what: "pid \(pid) to be exiting with a thread in fuse_flush", seconds: 10, detail: "")
+    }
+
+    func state(_ statPath: String) -> Character? {
+        guard let text = try? String(contentsOfFile: statPath, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+        return text[close...].dropFirst(2).first
+    }
+
+    func jsonLocks(_ text: String) throws -> [[String: Any]] {
+        let doc = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        return doc?["locks"] as? [[String: Any]] ?? []
+    }
+
     // MARK: helpers
 
     /// A path on the dead mount cannot be resolved: one line that names the

@@ -59,3 +59,38 @@ final class ExactBytesTests: XCTestCase {
         XCTAssertEqual(targets?.first?["path"] as? String, path)
     }
 }
+
+/// JSON keeps a name that is not UTF-8 exactly: `"path"` with U+FFFD, and `"path_bytes"`
+/// (hex) beside it, in every document that prints the path (docs/json-schema.md).
+final class PathBytesTests: XCTestCase {
+    func testPathBytesBesidePath() throws {
+        try requireExecutable("flock")
+        let dir = try TempDir()
+        let name = "\"$(printf '\(dir.path)/bad\\377\\376.lock')\""
+        let holder = try HarnessProcess(["/bin/sh", "-c", "touch \(name) && exec flock \(name) cat"])
+        defer { holder.kill() }
+        let hex = (Array(dir.path.utf8) + Array("/bad".utf8) + [0xff, 0xfe] + Array(".lock".utf8))
+            .map { String(format: "%02x", $0) }.joined()
+        let repaired = dir.path + "/bad\u{FFFD}\u{FFFD}.lock"
+        func run(_ args: String) throws -> CommandResult {
+            try runCommand(["/bin/sh", "-c", "exec '\(TestBinaries.lockscope)' \(args)"], timeout: 30)
+        }
+        var who = try run("who --json \(name)")
+        for _ in 0..<100 where !who.stdout.contains("\"pid\": \(holder.pid)") {
+            usleep(50_000)  // until flock(1) has the lock
+            who = try run("who --json \(name)")
+        }
+        for (what, r) in [("who", who), ("waiters", try run("waiters --json \(name)")), ("list", try run("list --json --path \(name)")),
+                          ("diagnose", try run("diagnose --json --window 0.2 \(name)"))] {
+            XCTAssertTrue(r.stdout.contains("\"path_bytes\": \"\(hex)\""), "\(what): \(r.stdout)")
+            let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let lock = (doc?["locks"] as? [[String: Any]])?.first
+            XCTAssertEqual(lock?["path"] as? String, repaired, "\(what)")
+            XCTAssertEqual(lock?["path_bytes"] as? String, hex, "\(what)")
+        }
+        // The argument too, and the text view shows the bytes as they are.
+        XCTAssertTrue(who.stdout.contains("\"argument_bytes\": \"\(hex)\""), who.stdout)
+        let text = try run("who \(name)")
+        XCTAssertTrue(text.stdout.contains("bad\\xff\\xfe.lock"), text.stdout)
+    }
+}
