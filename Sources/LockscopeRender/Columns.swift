@@ -9,11 +9,19 @@ public struct ListRow: Sendable {
     public var waiter: Waiter?
     /// The file's size in bytes when it could be read (see `ListColumns.sizeOf`).
     public var size: Int64?
+    /// The lock protocol of the file, as `LockProtocols` (the recogniser diagnose
+    /// uses) reads every lock on it; nil when not recognised.
+    public var reading: ProtocolReading?
+    /// The row's state in that protocol: what the owner holds, or what the waiter wants.
+    public var protocolState: String?
 
-    public init(lock: LockEntry, waiter: Waiter? = nil, size: Int64? = nil) {
+    public init(lock: LockEntry, waiter: Waiter? = nil, size: Int64? = nil,
+                reading: ProtocolReading? = nil, protocolState: String? = nil) {
         self.lock = lock
         self.waiter = waiter
         self.size = size
+        self.reading = reading
+        self.protocolState = protocolState
     }
 
     /// The process the row is about: the waiter, or the lock's owner (the pid
@@ -128,8 +136,12 @@ public enum ListColumns {
                        guard r.waiter == nil else { return .null }
                        return .double(r.lock.waiters.compactMap { $0.process?.ageSeconds }.max())
                    }),
-        ListColumn(name: "PROTOCOL", help: "locking protocol of the file (empty: not yet recognised, see docs/cli.md)", type: .string, rightAligned: false, truncatable: false,
-                   value: { _, _ in nil }),
+        ListColumn(name: "PROTOCOL", help: "lock protocol and the row's state in it (sqlite:RESERVED, dpkg, xtables)", type: .string, rightAligned: false, truncatable: false,
+                   value: { r, _ in
+                       guard let p = r.reading else { return nil }
+                       guard let state = r.protocolState, state != "LOCKED" else { return p.name }
+                       return p.name + ":" + terminalSafe(state)
+                   }),
     ]
 
     /// lslocks' default columns, and WAITERS.
@@ -196,13 +208,18 @@ public enum ListColumns {
 }
 
 /// The rows of `list`, in /proc/locks order: each granted lock, then the requests
-/// queued behind it.
-public func listRows(_ locks: [LockEntry], size: (LockEntry) -> Int64? = { _ in nil }) -> [ListRow] {
+/// queued behind it. `protocols` is read from every lock on the system, not only the
+/// rows shown: a filter (`--pid`, `--kind`) must not change what a file's locks mean.
+public func listRows(_ locks: [LockEntry], protocols: ProtocolIndex, size: (LockEntry) -> Int64? = { _ in nil }) -> [ListRow] {
     var rows: [ListRow] = []
     for l in locks {
         let s = size(l)
-        rows.append(ListRow(lock: l, size: s))
-        for w in l.waiters { rows.append(ListRow(lock: l, waiter: w, size: s)) }
+        let reading = protocols[l.file]
+        rows.append(ListRow(lock: l, size: s, reading: reading, protocolState: protocols.state(of: l)))
+        for w in l.waiters {
+            rows.append(ListRow(lock: l, waiter: w, size: s, reading: reading,
+                                protocolState: reading?.participant(w.pid, wanted: true)?.state))
+        }
     }
     return rows
 }

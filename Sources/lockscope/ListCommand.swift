@@ -20,8 +20,9 @@ struct List: ParsableCommand {
         default list can be set in LOCKSCOPE_COLUMNS. On a terminal (or with COLUMNS
         set) COMMAND and PATH are cut so no line is wider than the terminal; -u
         never cuts. Each request queued behind a lock is a row of its own, its MODE
-        marked * and BLOCKER set. PROTOCOL is empty until lockscope recognises lock
-        protocols (issue 12).
+        marked * and BLOCKER set. PROTOCOL names the program's lock protocol when
+        the file's path or byte ranges are one lockscope knows (SQLite, dpkg, apt,
+        iptables, LevelDB, rpm) and the row's state in it, as diagnose reads it.
 
         Available output columns:
         \(ListColumns.helpText)
@@ -110,6 +111,8 @@ struct List: ParsableCommand {
         } catch {
             throw fail(error)
         }
+        // Before the filters: every lock on a file counts towards what its protocol reads.
+        let protocols = ProtocolIndex(report.locks)
         report.locks = report.locks.filter { l in
             if let target, l.file != target.file { return false }
             if let kind, l.kind.rawValue != kind.uppercased() { return false }
@@ -125,7 +128,7 @@ struct List: ParsableCommand {
         let columns = try columns()
         // SIZE reads the file (stat), only when it is shown and only on the live /proc.
         let wantSize = columns.contains { $0.name == "SIZE" } && common.procRoot == "/proc"
-        var rows = listRows(report.locks) { l in
+        var rows = listRows(report.locks, protocols: protocols) { l in
             guard wantSize, let path = l.path, let file = l.file else { return nil }
             return lockedFileSize(path: path, file: file)
         }

@@ -87,7 +87,7 @@ final class ListColumnsTests: XCTestCase {
             XCTAssertTrue(listing.stdout.split(separator: "\n").contains { $0.split(separator: " ").first.map(String.init) == name }, name)
             XCTAssertTrue(help.stdout.contains("  " + name + "  "), name)
         }
-        XCTAssertTrue(help.stdout.contains("empty until"), "PROTOCOL says why it is empty")
+        XCTAssertTrue(help.stdout.contains("sqlite:RESERVED"), "PROTOCOL says what it holds")
         for flag in ["-o, --output", "--output-all", "-H, --list-columns", "-n, --noheadings", "-r, --raw",
                      "-u, --notruncate", "-b, --bytes", "-p, --pid", "-J, --json-columns", "LOCKSCOPE_COLUMNS"] {
             XCTAssertTrue(help.stdout.contains(flag), flag)
@@ -111,6 +111,66 @@ final class ListColumnsTests: XCTestCase {
         XCTAssertTrue(waiting["blocker"] is Int)
         XCTAssertEqual(try run(["list", "-J", "--json"] + fixture("flock-chain")).exitCode, 64)
     }
+
+    /// PROTOCOL reads the recogniser diagnose uses, in text, raw and -J: a recorded
+    /// SQLite writer (RESERVED), reader (SHARED) and a process queued for the EXCLUSIVE
+    /// range; `--pid` keeps the reading of the whole file.
+    func testProtocolColumnOnRecordedSQLite() throws {
+        let m = try CLI.roles("sqlite")
+        let writer = try XCTUnwrap(m["writer"]?.first), reader = try XCTUnwrap(m["reader"]?.first)
+        let waiter = try XCTUnwrap(m["waiter"]?.first)
+        let raw = try run(["list", "-r", "-n", "-o", "PID,MODE,PROTOCOL"] + fixture("sqlite"))
+        XCTAssertEqual(raw.exitCode, 0, raw.stderr)
+        XCTAssertEqual(raw.stdout.split(separator: "\n").map(String.init),
+                       ["\(reader) READ sqlite:SHARED", "\(writer) WRITE sqlite:RESERVED", "\(writer) READ sqlite:RESERVED",
+                        "\(waiter) WRITE* sqlite:EXCLUSIVE"])
+        let one = try run(["list", "-r", "-n", "-o", "PROTOCOL", "-p", "\(reader)"] + fixture("sqlite"))
+        XCTAssertEqual(one.stdout, "sqlite:SHARED\n")
+        let text = try run(["list", "-o", "+PROTOCOL"] + fixture("sqlite"), env: ["COLUMNS": "200"])
+        XCTAssertTrue(text.stdout.split(separator: "\n").first?.hasSuffix(" PROTOCOL") == true, text.stdout)
+        XCTAssertEqual(text.stdout.split(separator: "\n").filter { $0.hasSuffix(" sqlite:RESERVED") }.count, 2, text.stdout)
+        let json = try run(["list", "-J", "-o", "PID,PROTOCOL"] + fixture("sqlite"))
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let locks = try XCTUnwrap(doc["locks"] as? [[String: Any]])
+        XCTAssertEqual(locks.map { $0["protocol"] as? String }, ["sqlite:SHARED", "sqlite:RESERVED", "sqlite:RESERVED", "sqlite:EXCLUSIVE"])
+        // A lock no protocol names: an empty cell, null in -J.
+        let plain = try run(["list", "-J", "-o", "PROTOCOL"] + fixture("posix-ranges"))
+        XCTAssertTrue(plain.stdout.contains("\"protocol\": null"), plain.stdout)
+    }
+
+    /// Live: python3's sqlite3 in a write transaction, and a lock on a file named like
+    /// dpkg's (`…/dpkg/lock`, recognised by its path) under a temporary directory.
+    func testProtocolColumnOnLiveLocks() throws {
+        try requireExecutable("python3")
+        let py = try XCTUnwrap(which("python3"))
+        let dir = try TempDir(prefix: "lockscope-proto.")
+        let db = dir.file("app.db")
+        let code = """
+        import sqlite3, sys
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        c.execute("CREATE TABLE IF NOT EXISTS t(x)")
+        c.execute("BEGIN IMMEDIATE"); c.execute("INSERT INTO t VALUES (1)")
+        print("ready", flush=True)
+        __import__("time").sleep(120)
+        """
+        let writer = try Spawned([py, "-c", code, db])
+        defer { writer.terminate() }
+        try writer.waitFor(line: "ready", timeout: 20)
+        let sqlite = try run(["list", "-r", "-n", "-o", "PROTOCOL", "-p", "\(writer.pid)"])
+        // Two POSIX locks: the SHARED range (read) and RESERVED_BYTE (write), both RESERVED.
+        XCTAssertEqual(sqlite.stdout, "sqlite:RESERVED\nsqlite:RESERVED\n", sqlite.stderr)
+
+        try FileManager.default.createDirectory(atPath: dir.file("dpkg"), withIntermediateDirectories: true)
+        let lock = dir.file("dpkg/lock")
+        XCTAssertTrue(FileManager.default.createFile(atPath: lock, contents: nil))
+        let bed = try Testbed.spawn(["open:" + lock, "posix:w:0:0"])
+        defer { bed.terminate() }
+        try bed.waitForReady()
+        let dpkg = try run(["list", "-r", "-n", "-o", "PROTOCOL,PATH", "-p", "\(bed.pid)"])
+        XCTAssertEqual(dpkg.stdout, "dpkg " + rawEscaped(lock) + "\n", dpkg.stderr)
+    }
+
+    func rawEscaped(_ s: String) -> String { s.replacingOccurrences(of: " ", with: "\\x20") }
 
     func testHumanSizesRoundLikeUtilLinux() throws {
         // Values checked against lslocks 2.38 on files of these sizes.
