@@ -8,6 +8,7 @@ import Glibc
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
+        _superCommandName: "lockscope",  // parsed on its own at start-up: Lockscope.parseSnapshotCommand
         abstract: "List every file lock on the system (the lslocks job), with waiter counts.",
         discussion: """
         The default view is the kernel's: /proc/locks plus the owner's descriptors for

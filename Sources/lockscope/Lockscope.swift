@@ -62,11 +62,32 @@ struct Lockscope: ParsableCommand {
         }
         do {
             arguments = try negativeNumbersAsValues(arguments)
-            var command = try parseAsRoot(arguments)
+            var command = try parseSnapshotCommand(arguments) ?? parseAsRoot(arguments)
             try command.run()
         } catch {
             fail(error)
         }
+    }
+
+    /// The snapshot commands, which answer in milliseconds and must start as fast as
+    /// lslocks (docs/performance.md, "Start-up").
+    static let snapshotCommands: [ParsableCommand.Type] = [List.self, Who.self, Waiters.self]
+
+    /// `list …`, `who …`, `waiters …` parsed by ArgumentParser as a command of its own
+    /// (`parseAsRoot` of that type): it reflects over that one command instead of
+    /// building the whole tree and running the two pseudo-parses that look for
+    /// `--generate-completion-script` on every parse (each reflection's first dynamic
+    /// casts scan every protocol-conformance record of the static binary). Their
+    /// configurations name `lockscope` as super-command, which is what skips those
+    /// pseudo-parses. Anything but a clean parse of that very command — help, a usage
+    /// error, a completion or dump-help request — returns nil and is parsed again
+    /// through the whole tree, so every message and exit code is the tree's.
+    static func parseSnapshotCommand(_ arguments: [String]) -> ParsableCommand? {
+        guard let name = arguments.first,
+              let type = snapshotCommands.first(where: { $0.configuration.commandName == name }),
+              let command = try? type.parseAsRoot(Array(arguments.dropFirst())),
+              ObjectIdentifier(Swift.type(of: command)) == ObjectIdentifier(type) else { return nil }
+        return command
     }
 
     /// The message and exit code ArgumentParser gives `error`, escaped line by line.

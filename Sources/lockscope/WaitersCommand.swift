@@ -9,6 +9,7 @@ import Glibc
 struct Waiters: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "waiters",
+        _superCommandName: "lockscope",  // parsed on its own at start-up: Lockscope.parseSnapshotCommand
         abstract: "Show everyone waiting for a lock on FILE: blocked, polling, or idle.",
         discussion: """
         Blocked: threads the kernel has queued behind the lock (/proc/locks '->'

@@ -5,6 +5,7 @@ import LockscopeRender
 struct Who: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "who",
+        _superCommandName: "lockscope",  // parsed on its own at start-up: Lockscope.parseSnapshotCommand
         abstract: "Show every process holding a lock on FILE, co-holders included.",
         discussion: """
         A co-holder shares the lock's open file description through fork, dup or a
