@@ -112,8 +112,10 @@ final class ShippingTests: XCTestCase {
     // MARK: .deb
 
     /// scripts/package-deb, then dpkg -i, the installed tool works and has its man
-    /// page, then dpkg -r leaves nothing behind. Reuses .build/release/lockscope if it
-    /// is there (scripts/package-deb builds it once otherwise).
+    /// page, then dpkg -r leaves nothing behind. The package holds the release binary of
+    /// this very tree: package-deb brings .build/ship up to date (`swift test` holds the
+    /// lock of .build; the static build is kept there for the next run, so only changed
+    /// sources recompile), and the packaged `--version` must name this tree's revision.
     func testDebInstallsWorksAndRemovesCleanly() throws {
         try requireRoot("dpkg -i installs into /usr")
         try requireExecutable("dpkg-deb")
@@ -121,10 +123,9 @@ final class ShippingTests: XCTestCase {
             try skip("a lockscope package is already installed on this machine; not touching it")
         }
         let out = try TempDir(prefix: "lockscope-deb.")
-        // The release binary of `swift build -c release` if there is one; else built once
-        // in .build/ship (kept for the next run): `swift test` holds the lock of .build.
         var env = ProcessInfo.processInfo.environment
-        if access(Self.root + "/.build/release/lockscope", X_OK) != 0 { env["LOCKSCOPE_SCRATCH"] = Self.root + "/.build/ship" }
+        env["LOCKSCOPE_SCRATCH"] = Self.root + "/.build/ship"
+        env["LOCKSCOPE_BINARY"] = nil
         let built = try runCommand([Self.root + "/scripts/package-deb", out.path], timeout: 1800, environment: env)
         XCTAssertEqual(built.exitCode, 0, built.stderr)
         let deb = built.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -146,6 +147,13 @@ final class ShippingTests: XCTestCase {
         let version = try runCommand(["/usr/bin/lockscope", "--version"])
         XCTAssertEqual(version.exitCode, 0, version.stderr)
         XCTAssertTrue(version.stdout.contains("(git "), version.stdout)
+        // Plugins/GitRevision's own question, asked of this tree now: a stale binary
+        // (built before the last commit or edit) names another revision.
+        let tree = try runCommand(["/usr/bin/git", "-C", Self.root, "describe", "--always", "--dirty", "--abbrev=12", "--exclude", "*"])
+        if tree.exitCode == 0 {
+            XCTAssertTrue(version.stdout.contains("(git " + tree.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + ")"),
+                          "packaged \(version.stdout) is not this tree's build")
+        }
         let man = try runCommand(["/usr/bin/man", "-w", "lockscope"], environment: path)
         XCTAssertEqual(man.exitCode, 0, man.stderr)
         XCTAssertTrue(man.stdout.hasPrefix("/usr/share/man/man1/lockscope.1"), man.stdout)
