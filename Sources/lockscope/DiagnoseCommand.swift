@@ -18,9 +18,10 @@ struct Diagnose: ParsableCommand {
         meanwhile (as root: pollers that close the file between attempts, such as
         apt-get's lock timeout or a 'flock -n' loop), and prints:
         the verdict first, then the wait-for tree, then findings with stable rule ids
-        (dns-timeout, wait-chain, deadlock, leaked-fd, holder-waits-child,
-        holder-stopped, holder-io, holder-sleeping, holder-busy, holder-futex,
-        holder-network), their evidence, and a suggestion. See docs/diagnose.md.
+        (dns-timeout, wait-chain, deadlock, leaked-fd, lease-break, holder-waits-child,
+        holder-stopped, holder-exiting, holder-io, holder-pipe, holder-sleeping,
+        holder-busy, holder-futex, holder-network, sqlite-busy, lock-protocol), their
+        evidence, and a suggestion. See docs/diagnose.md.
 
         With no FILE: every contended lock on the system.
 
