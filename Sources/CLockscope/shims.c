@@ -27,6 +27,21 @@ int cls_unshare(int flags) {
     return unshare(flags);
 }
 
+size_t cls_cpu_mask_bytes(void) { return sizeof(cpu_set_t); }
+
+int cls_pin_to_cpu(int cpu, void *saved) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    if (sched_getaffinity(0, sizeof(cpu_set_t), (cpu_set_t *)saved) != 0) return -1;
+    cpu_set_t only;
+    CPU_ZERO(&only);
+    CPU_SET(cpu, &only);
+    return sched_setaffinity(0, sizeof(cpu_set_t), &only);
+}
+
+int cls_restore_cpus(const void *saved) {
+    return sched_setaffinity(0, sizeof(cpu_set_t), (const cpu_set_t *)saved);
+}
+
 enum { MAX_CHILDREN = 1024 };
 static volatile sig_atomic_t stop_signal = 0;
 static pthread_t wake_thread;

@@ -133,8 +133,19 @@ struct SamplingRun {
         }
         let end = MonotonicClock.nanoseconds
 
-        // Time since each sleeping thread last ran, against our own thread's clock.
-        let selfExec = Self.execStart(try? proc.readText("thread-self/sched"))
+        // Time since each sleeping thread last ran, against the clock of the CPU it last
+        // ran on (see SchedClock: the CPUs' clocks are not comparable). A recorded tree
+        // has no CPUs to visit: its own thread-self/sched is the one reference.
+        var cpuNow: [Int: Double?] = [:]
+        let recordedNow = proc.isLive ? nil : Self.execStart(try? proc.readText("thread-self/sched"))
+        func reference(pid: Int32, tid: Int32) -> Double? {
+            guard proc.isLive else { return recordedNow }
+            guard let stat = try? proc.readText("\(pid)/task/\(tid)/stat"), let cpu = SchedClock.lastCPU(statLine: stat) else { return nil }
+            if let known = cpuNow[cpu] { return known }
+            let now = SchedClock.nowMilliseconds(onCPU: cpu) { (try? proc.readText("thread-self/sched")).map { Array($0.utf8) } }
+            cpuNow[cpu] = now
+            return now
+        }
         let ticks = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
         var out: [SampledProcess] = []
         for p in processes {
@@ -145,8 +156,9 @@ struct SamplingRun {
             var threads: [SampledThread] = []
             for tid in p.order {
                 guard let t = p.threads[tid] else { continue }
-                if !t.exited && t.state != "R" && t.decoded != nil, let selfExec,
-                   let theirs = Self.execStart(try? proc.readText("\(p.pid)/task/\(tid)/sched")) {
+                if !t.exited && t.state != "R" && t.decoded != nil,
+                   let theirs = Self.execStart(try? proc.readText("\(p.pid)/task/\(tid)/sched")),
+                   let selfExec = reference(pid: p.pid, tid: tid) {
                     t.sinceLastRan = max(0, (selfExec - theirs) / 1000)
                 }
                 t.closeAll()

@@ -28,6 +28,14 @@ long cls_kcmp_file(pid_t pid1, pid_t pid2, int fd1, int fd2);
 // lookup by name (dlsym) would find nothing in the static release binary.
 int cls_unshare(int flags);
 
+// sched_getaffinity/sched_setaffinity(2) for the calling thread, with the CPU_* macros
+// (both hidden without _GNU_SOURCE). cls_pin_to_cpu moves the thread onto `cpu` only,
+// saving its mask in `saved` (at least cls_cpu_mask_bytes() bytes); cls_restore_cpus
+// puts it back. 0 or -1 with errno (EINVAL: the CPU is not allowed, e.g. a cpuset).
+size_t cls_cpu_mask_bytes(void);
+int cls_pin_to_cpu(int cpu, void *_Nonnull saved);
+int cls_restore_cpus(const void *_Nonnull saved);
+
 // Signal handlers must be C: Swift closures cannot be async-signal-safe handlers.
 // One handler for SIGINT, SIGTERM, SIGHUP (and SIGPIPE when `catch_sigpipe`),
 // without SA_RESTART, so a blocking wait in progress returns EINTR. It records the
