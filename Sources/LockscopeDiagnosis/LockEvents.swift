@@ -159,24 +159,10 @@ final class KernelLockRecording: LockEventsRecording {
 
     /// Opens and enables the events on the recording's thread; nil once they run, else why not.
     func begin(files: [FileIdentity]) -> String? {
-        let opened = Mutex<String??>(nil)
-        let ready = DispatchSemaphore(value: 0)
         let proc = self.proc
-        DispatchQueue(label: "lockscope.diagnose.events").async {
-            // The source is created, used and closed on this thread only.
-            let source: LockEventSource
-            do throws(EventsError) {
-                source = try LockEventSource(files: files)
-                try source.enable()
-            } catch {
-                opened.withLock { $0 = .some(terminalSafe(error.description)) }
-                ready.signal()
-                self.finished.signal()
-                return
-            }
-            opened.withLock { $0 = .some(nil) }
+        let failed = LockEventSource.startOnItsOwnThread(label: "lockscope.diagnose.events",
+                                                        opening: { () throws(EventsError) in try LockEventSource(files: files) }) { source in
             let start = UInt64(MonotonicClock.nanoseconds)
-            ready.signal()
             var aggregator = LockAggregator()
             aggregator.describeProcess = { pid in
                 guard let text = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(text) else { return nil }
@@ -195,8 +181,9 @@ final class KernelLockRecording: LockEventsRecording {
             self.result.withLock { $0 = observation }
             self.finished.signal()
         }
-        ready.wait()
-        return opened.withLock { $0 ?? "the event source did not start" }
+        guard let failed else { return nil }
+        finished.signal()
+        return terminalSafe(failed.description)
     }
 
     func stop() -> LockEventsObservation {

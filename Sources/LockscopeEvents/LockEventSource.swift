@@ -1,4 +1,6 @@
+import Dispatch
 import LockscopeCore
+import Synchronization
 
 /// The kernel lock-event feed `watch` (and later `diagnose`/`waiters`) read:
 /// the filelock tracepoints plus sched fork/exec/exit for ancestry, opened on
@@ -74,4 +76,35 @@ public final class LockEventSource {
     }
 
     public func close() { session.close() }
+}
+
+extension LockEventSource {
+    /// Opens and enables a source on a thread of its own, then runs `body` there: a
+    /// source is created, used and closed on one thread only (its rings are drained in
+    /// place). Returns once the source runs (nil) or failed to open (the error), so the
+    /// caller can say why before going on without events. `diagnose`'s window and
+    /// `serve`'s feed start their events this way.
+    public static func startOnItsOwnThread(label: String,
+                                           opening open: @escaping @Sendable () throws(EventsError) -> LockEventSource,
+                                           then body: @escaping @Sendable (LockEventSource) -> Void) -> EventsError? {
+        let opened = Mutex<Result<Void, EventsError>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        DispatchQueue(label: label).async {
+            let source: LockEventSource
+            do throws(EventsError) {
+                source = try open()
+                try source.enable()
+            } catch {
+                opened.withLock { $0 = .failure(error) }
+                ready.signal()
+                return
+            }
+            opened.withLock { $0 = .success(()) }
+            ready.signal()
+            body(source)
+        }
+        ready.wait()
+        if case .failure(let error)? = opened.withLock({ $0 }) { return error }
+        return nil
+    }
 }

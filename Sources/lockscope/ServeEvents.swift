@@ -36,27 +36,16 @@ final class ServeEventFeed: Sendable {
         guard geteuid() == 0 else {
             return "not root (perf_event_open on the filelock tracepoints needs root or CAP_PERFMON)"
         }
-        let opened = Mutex<String??>(nil)  // .some(nil): running; .some(reason): failed
-        let ready = DispatchSemaphore(value: 0)
-        DispatchQueue(label: "lockscope.serve.events").async {
-            // The source is created, used and closed on this thread only.
-            let source: LockEventSource
-            do throws(EventsError) {
-                source = try LockEventSource(pages: Self.ringPages)
-                try source.enable()
-            } catch {
-                opened.withLock { $0 = .some(terminalSafe(error.description)) }
-                ready.signal()
-                self.finished.signal()
-                return
-            }
-            self.recorder.setAvailable(true)
-            opened.withLock { $0 = .some(nil) }
-            ready.signal()
+        let failed = LockEventSource.startOnItsOwnThread(label: "lockscope.serve.events",
+                                                        opening: { () throws(EventsError) in try LockEventSource(pages: Self.ringPages) }) { source in
             self.run(source)
         }
-        ready.wait()
-        return opened.withLock { $0 ?? "the event source did not start" }
+        if let failed {
+            finished.signal()
+            return terminalSafe(failed.description)
+        }
+        recorder.setAvailable(true)
+        return nil
     }
 
     func run(_ source: LockEventSource) {
