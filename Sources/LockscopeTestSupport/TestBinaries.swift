@@ -15,8 +15,15 @@ public enum TestBinaries {
     /// The directory holding the built executables (see the lookup order above).
     public static let directory: String = locateDirectory()
 
-    /// Absolute path of `lockscope-testbed`.
-    public static var testbed: String { path(of: "lockscope-testbed") }
+    /// Absolute path of `lockscope-testbed`; `$LOCKSCOPE_TESTBED` overrides it. The
+    /// sanitizer runs (scripts/sanitize) point it at an uninstrumented build: the testbed
+    /// is the observed fixture, not the code under test, and ThreadSanitizer's runtime
+    /// adds a thread of its own to every instrumented process (it sleeps in 100 ms
+    /// `nanosleep`s), which the tracer tests would rightly see and count.
+    public static var testbed: String {
+        if let env = ProcessInfo.processInfo.environment["LOCKSCOPE_TESTBED"], !env.isEmpty { return env }
+        return path(of: "lockscope-testbed")
+    }
 
     /// Absolute path of the `lockscope` CLI.
     public static var lockscope: String { path(of: "lockscope") }

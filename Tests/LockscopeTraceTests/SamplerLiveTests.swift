@@ -170,8 +170,7 @@ final class SamplerLiveTests: XCTestCase {
         let cpuBefore = cpuSeconds()
         let box = ReportBox()
         let thread = Thread {
-            box.report = try? Sampler().sample(pids: [bed.pid], duration: .milliseconds(700), hz: 500)
-            box.done = true
+            box.finish(with: try? Sampler().sample(pids: [bed.pid], duration: .milliseconds(700), hz: 500))
         }
         thread.start()
         var watched = 0
@@ -224,7 +223,18 @@ final class SamplerLiveTests: XCTestCase {
     }
 }
 
+/// The sampler's result, handed from the thread that samples to the test's thread that
+/// watches the tracee meanwhile. The lock is the hand-over: ThreadSanitizer (rightly)
+/// reported the unguarded fields as a data race, "synchronized" only by usleep.
 final class ReportBox: @unchecked Sendable {
-    var report: SamplerReport?
-    var done = false
+    private let lock = NSLock()
+    private var storedReport: SamplerReport?
+    private var storedDone = false
+
+    var report: SamplerReport? { lock.withLock { storedReport } }
+    var done: Bool { lock.withLock { storedDone } }
+
+    func finish(with report: SamplerReport?) {
+        lock.withLock { storedReport = report; storedDone = true }
+    }
 }
