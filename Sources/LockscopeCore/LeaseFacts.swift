@@ -78,17 +78,40 @@ public enum LeaseFacts {
 /// bounded: at least the time the sampler saw the breaker in the call, at most the
 /// breaker thread's age. So the time left is at least `breakTime − age` and at most
 /// `breakTime − observed`; with an exact start (lock events) both are the same.
+///
+/// The kernel's deadline: `__break_lease()` (fs/locks.c) sets `fl_break_time` (or
+/// `fl_downgrade_time` for a read breaker) to `jiffies + lease_break_time * HZ` when
+/// the first conflicting open flags the lease, and the opener sleeps until then;
+/// `time_out_leases()` then removes (or downgrades) the lease. Later openers do not
+/// move it.
 public struct LeaseBreakClock: Sendable, Hashable {
+    /// Where the wait comes from.
+    public enum Source: String, Sendable, Hashable {
+        /// Kernel lock events saw the open that set the deadline: exact (to a jiffy).
+        case event
+        /// Bounded by the sampler and the breaker's age.
+        case estimate
+    }
     public var breakTimeSeconds: Double
     /// Lower bound on the breaker's wait (sampler: in the call for at least this long).
     public var waitedAtLeast: Double
     /// Upper bound on the breaker's wait (its thread's age), nil when unknown.
     public var waitedAtMost: Double?
+    public var source: Source
 
     public init(breakTimeSeconds: Double, waitedAtLeast: Double, waitedAtMost: Double?) {
         self.breakTimeSeconds = breakTimeSeconds
         self.waitedAtLeast = waitedAtLeast
         self.waitedAtMost = waitedAtMost.map { max($0, waitedAtLeast) }
+        self.source = .estimate
+    }
+
+    /// The clock of a break whose deadline was set `breakingSeconds` ago (lock events).
+    public init(breakTimeSeconds: Double, breakingSeconds: Double) {
+        self.breakTimeSeconds = breakTimeSeconds
+        self.waitedAtLeast = breakingSeconds
+        self.waitedAtMost = breakingSeconds
+        self.source = .event
     }
 
     /// The earliest the kernel can break the lease, in seconds from now (≥ 0).

@@ -143,6 +143,9 @@ public enum WaiterSource: String, Sendable, Hashable {
     case kernel
     /// A thread whose current syscall is a blocking lock call on an fd to the file (e.g. OFD waiters).
     case syscall
+    /// Seen by kernel lock events during a window, after the snapshot: an opener
+    /// whose open() began breaking a lease (`diagnose --window`).
+    case events
 }
 
 /// A process (thread) blocked in the kernel waiting for a lock.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CLockscope
 
 /// Who has the other end of a pipe: every descriptor on the box whose link reads
 /// `pipe:[INODE]` (fs/pipe.c `pipefs_dname()`), with the side from its fdinfo
@@ -80,5 +81,83 @@ public enum PipeEnds {
             out.append(e.pid)
         }
         return out
+    }
+}
+
+/// A thread blocked in open() of a named FIFO until the other side is opened:
+/// `fifo_open()` (fs/pipe.c) makes a reader wait in `wait_for_partner()` until a
+/// writer opens it, and a writer until a reader does (O_RDWR and O_NONBLOCK never
+/// wait; a non-blocking writer fails with ENXIO instead).
+public struct FifoOpening: Sendable, Hashable {
+    /// The FIFO's path as this process sees descriptor links (the opener's cwd or root joined).
+    public var path: String
+    /// The FIFO's inode (from an O_PATH open, which runs no `fifo_open()`), nil when unknown.
+    public var inode: UInt64?
+    /// The side the opener asks for: `.write` waits for a reader, `.read` for a writer.
+    public var side: PipeSide
+    /// Every descriptor open on the FIFO now (on any side), found by link and inode.
+    public var ends: [PipeEnd]
+
+    public init(path: String, inode: UInt64?, side: PipeSide, ends: [PipeEnd]) {
+        self.path = path
+        self.inode = inode
+        self.side = side
+        self.ends = ends
+    }
+}
+
+public enum FifoOpen {
+    /// Whether a thread in an open call waits for a FIFO partner, from its wchan
+    /// (or kernel stack): `wait_for_partner` (or `fifo_open`, where it is inlined);
+    /// before Linux 5.5 `wait_for_partner()` slept in `pipe_wait()`, which in an open
+    /// call can only be that.
+    public static func waitsForPartner(wchan: String?, stack: [String]?) -> Bool {
+        if let w = wchan, w.hasPrefix("wait_for_partner") || w.hasPrefix("fifo_open") || w.hasPrefix("pipe_wait") { return true }
+        return stack?.contains { $0.contains("wait_for_partner") || $0.contains("fifo_open") } ?? false
+    }
+
+    /// The side an open asks for, from the call and its raw arguments (open(2):
+    /// flags second, openat(2) third; creat(2) is O_WRONLY|O_CREAT|O_TRUNC). Nil for
+    /// other calls (openat2 keeps its flags in memory) and for O_RDWR, which never waits.
+    public static func side(call: String, raw: [UInt64]) -> PipeSide? {
+        let flags: UInt64
+        switch call {
+        case "open" where raw.count > 1: flags = raw[1]
+        case "openat" where raw.count > 2: flags = raw[2]
+        case "creat": return .write
+        default: return nil
+        }
+        let side = PipeEnds.side(flags: UInt32(truncatingIfNeeded: flags))
+        return side == .both ? nil : side
+    }
+
+    /// The inode of the FIFO at `path` (nil when it is not a FIFO or cannot be reached):
+    /// an O_PATH open in a disposable child (`Careful`), which runs no `fifo_open()`, so
+    /// nobody waiting for a partner is woken, and never hangs on a dead filesystem.
+    public static func inode(ofFifo path: String) -> UInt64? {
+        guard case .success(let opened) = Careful.open(PathText.bytes(of: path), flags: CLS_O_PATH) else { return nil }
+        close(opened.fd)
+        return (opened.mode & 0o170000) == 0o010000 ? opened.inode : nil   // S_IFMT, S_IFIFO
+    }
+
+    /// `path` made absolute against `base` (the opener's cwd, or its dirfd's path) with
+    /// `.` and `..` taken out, as descriptor links show paths; nil when relative with no base.
+    /// Symbolic links are not followed (that would walk the filesystem).
+    public static func absolute(_ path: String, base: String?) -> String? {
+        let joined: String
+        if path.hasPrefix("/") {
+            joined = path
+        } else if let base, base.hasPrefix("/") {
+            joined = base + "/" + path
+        } else {
+            return nil
+        }
+        var parts: [Substring] = []
+        for c in joined.split(separator: "/") {
+            if c == "." { continue }
+            if c == ".." { _ = parts.popLast(); continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 }

@@ -41,10 +41,40 @@ public struct LockEventsObservation: Sendable {
     public var lostEvents: UInt64
     /// Processes that were refused at least once (LOCK_NB / F_SETLK conflicts).
     public var pollers: [EventPoller]
-    public init(seconds: Double, lostEvents: UInt64, pollers: [EventPoller]) {
+    /// Lease breaks still in progress when the recording stopped.
+    public var leaseBreaks: [EventLeaseBreak]
+    public init(seconds: Double, lostEvents: UInt64, pollers: [EventPoller], leaseBreaks: [EventLeaseBreak] = []) {
         self.seconds = seconds
         self.lostEvents = lostEvents
         self.pollers = pollers
+        self.leaseBreaks = leaseBreaks
+    }
+}
+
+/// A lease break in progress at the end of the recording, as the filelock
+/// tracepoints showed it (LockscopeEvents/LeaseAggregation.swift).
+public struct EventLeaseBreak: Sendable, Hashable {
+    public var file: FileIdentity
+    /// 0 for a lease taken before the recording whose holder no event named.
+    public var holder: Int32
+    /// The opener whose open() or truncate() began the break (nil when only the flag was seen).
+    public var breaker: Int32?
+    public var breakerComm: String?
+    /// The breaker opens for writing: the lease must go (a read breaker waits for a downgrade).
+    public var write: Bool
+    /// Seconds since the kernel set the deadline of the break, at the end of the
+    /// recording: exact, since the events saw the conflicting open that set it. Nil
+    /// when the break began before the recording (only an estimate is possible).
+    public var deadlineSetSecondsAgo: Double?
+
+    public init(file: FileIdentity, holder: Int32, breaker: Int32?, breakerComm: String?, write: Bool,
+                deadlineSetSecondsAgo: Double?) {
+        self.file = file
+        self.holder = holder
+        self.breaker = breaker
+        self.breakerComm = breakerComm
+        self.write = write
+        self.deadlineSetSecondsAgo = deadlineSetSecondsAgo
     }
 }
 
@@ -88,7 +118,46 @@ extension LockAggregator {
     }
 }
 
+extension LockAggregator {
+    /// The lease breaks in progress at `now` (CLOCK_MONOTONIC ns), by file. The
+    /// kernel's deadline is in jiffies (`fl_break_time` in the `time_out_leases`
+    /// record, include/trace/events/filelock.h), which user space cannot put on the
+    /// monotonic clock; the event that set it has a timestamp, and the deadline is
+    /// that plus lease-break-time (to a jiffy). Pure.
+    public func pendingLeaseBreaks(now: UInt64) -> [EventLeaseBreak] {
+        var out: [EventLeaseBreak] = []
+        for (key, stats) in locks where key.kind == .lease {
+            for h in stats.held {
+                guard let b = h.pendingBreak else { continue }
+                out.append(EventLeaseBreak(file: key.file, holder: h.pid, breaker: b.breaker,
+                                           breakerComm: b.breaker == nil ? nil : b.breakerComm.description, write: b.write,
+                                           deadlineSetSecondsAgo: b.deadlineSet.map { Double(now > $0 ? now - $0 : 0) / 1e9 }))
+            }
+        }
+        return out.sorted { ($0.file.description, $0.holder) < ($1.file.description, $1.holder) }
+    }
+}
+
 extension LockReport {
+    /// Adds the breaks lock events saw begin during the window to the leases they
+    /// break (a lease held, not yet broken, when the snapshot was read): the lease
+    /// becomes `BREAKING` and its breaker a waiter (source `events`), as /proc/locks
+    /// would now list them. Breaks that began before the window are the snapshot's
+    /// already. `facts` describes the breakers. Pure.
+    public mutating func add(leaseBreaks: [EventLeaseBreak], facts: (Int32) -> ProcessFacts?) {
+        for b in leaseBreaks where b.deadlineSetSecondsAgo != nil {
+            for i in locks.indices where locks[i].kind == .lease && locks[i].file == b.file {
+                let holder = locks[i].holders.first?.pid ?? locks[i].kernelPid
+                guard b.holder == 0 || b.holder == holder else { continue }
+                locks[i].mode = "BREAKING"
+                guard let pid = b.breaker, pid > 0, !locks[i].waiters.contains(where: { $0.pid == pid }) else { continue }
+                locks[i].waiters.append(Waiter(pid: pid, tid: nil, fd: nil, kind: .lease, access: b.write ? .write : .read,
+                                               start: 0, end: nil, blockedBy: holder, directBlocker: holder,
+                                               queuePosition: locks[i].waiters.count + 1, source: .events, process: facts(pid)))
+            }
+        }
+    }
+
     /// Adds what lock events saw to a snapshot report, each process once: a pid
     /// the snapshot already lists as holder or kernel waiter of the file is left
     /// as it is (a blocked waiter is not also a poller); an opener becomes a poller
@@ -118,8 +187,9 @@ extension LockEventsProvider {
     /// recording on `files` (nil: every file), then adds what they saw to
     /// `report`; when events cannot be read, the report says why and stays the
     /// snapshot's. `facts` describes processes the report does not list yet.
+    /// `seen` is handed the observation (what `report` has no place for).
     public func observe<T>(files: [FileIdentity]?, report: inout LockReport, facts: (Int32) -> ProcessFacts?,
-                           during window: () -> T) -> T {
+                           during window: () -> T, seen: (LockEventsObservation) -> Void = { _ in }) -> T {
         switch start(files: files) {
         case .failure(let why):
             let out = window()
@@ -127,7 +197,9 @@ extension LockEventsProvider {
             return out
         case .success(let recording):
             let out = window()
-            report.add(recording.stop(), facts: facts)
+            let observation = recording.stop()
+            report.add(observation, facts: facts)
+            seen(observation)
             return out
         }
     }
@@ -152,6 +224,9 @@ public struct KernelLockEvents: LockEventsProvider {
 final class KernelLockRecording: LockEventsRecording {
     let proc: ProcRoot
     let stopRequested = Atomic<Bool>(false)
+    /// When `stop()` was called (CLOCK_MONOTONIC ns): the end of the window, which
+    /// the lease clocks are given at (the thread notices up to 50 ms later).
+    let stopCalledAt = Atomic<UInt64>(0)
     let finished = DispatchSemaphore(value: 0)
     let result = Mutex<LockEventsObservation?>(nil)
 
@@ -175,8 +250,10 @@ final class KernelLockRecording: LockEventsRecording {
             source.session.disable()
             source.drain(everything: true) { aggregator.apply($0) }
             let end = UInt64(MonotonicClock.nanoseconds)
+            let asOf = self.stopCalledAt.load(ordering: .acquiring)
             let observation = LockEventsObservation(seconds: Double(end - start) / 1e9, lostEvents: source.lostEvents,
-                                                    pollers: aggregator.pollers(now: end))
+                                                    pollers: aggregator.pollers(now: end),
+                                                    leaseBreaks: aggregator.pendingLeaseBreaks(now: asOf == 0 ? end : asOf))
             source.close()
             self.result.withLock { $0 = observation }
             self.finished.signal()
@@ -187,6 +264,7 @@ final class KernelLockRecording: LockEventsRecording {
     }
 
     func stop() -> LockEventsObservation {
+        stopCalledAt.store(UInt64(MonotonicClock.nanoseconds), ordering: .releasing)
         stopRequested.store(true, ordering: .releasing)
         finished.wait()
         return result.withLock { $0 } ?? LockEventsObservation(seconds: 0, lostEvents: 0, pollers: [])
@@ -227,7 +305,8 @@ public struct RecordedLockEvents: LockEventsProvider {
             }
             let first = agg.firstEventTime ?? 0
             return LockEventsObservation(seconds: Double(agg.lastEventTime &- first) / 1e9, lostEvents: 0,
-                                         pollers: agg.pollers(now: agg.lastEventTime))
+                                         pollers: agg.pollers(now: agg.lastEventTime),
+                                         leaseBreaks: agg.pendingLeaseBreaks(now: agg.lastEventTime))
         }
     }
 }

@@ -10,6 +10,13 @@ public struct PendingBreak: Sendable, Hashable {
     /// The breaker opens for writing: only a release ends the break (a read
     /// breaker is also satisfied by a downgrade to a read lease).
     public var write: Bool
+    /// When the kernel set the deadline the breakers wait for: `__break_lease()`
+    /// (fs/locks.c) sets `fl_break_time` (`fl_downgrade_time` for a read breaker) to
+    /// `jiffies + lease_break_time * HZ` in the loop that flags the lease, right after
+    /// `leases_conflict`; a write breaker after a read one sets `fl_break_time` anew.
+    /// Nil when that happened before the events began (`time_out_leases` showed the
+    /// lease already flagged): `started` is then only when it was first seen.
+    public var deadlineSet: UInt64?
 }
 
 /// One lease break: who held the lease, who broke it, how long it took and how it ended.
@@ -93,7 +100,8 @@ extension LockAggregator {
             table[i].held[hi].leaseAddress = e.lock
             leaseAt[e.lock] = (i, e.owner)
             if e.flags.contains(.unlockPending) || e.flags.contains(.downgradePending) {
-                beginBreak(i, hi, by: table[i].held[hi].pid == pid ? nil : pid, at: t, write: e.flags.contains(.unlockPending))
+                beginBreak(i, hi, by: table[i].held[hi].pid == pid ? nil : pid, at: t, write: e.flags.contains(.unlockPending),
+                           alreadyFlagged: true)
             }
             return nil
         case .genericAddLease:
@@ -203,15 +211,18 @@ extension LockAggregator {
         }
     }
 
-    mutating func beginBreak(_ i: Int, _ hi: Int, by pid: Int32?, at t: UInt64, write: Bool) {
+    /// `alreadyFlagged`: the lease was seen already being broken (`time_out_leases`),
+    /// so the kernel set its deadline at some unknown earlier time.
+    mutating func beginBreak(_ i: Int, _ hi: Int, by pid: Int32?, at t: UInt64, write: Bool, alreadyFlagged: Bool = false) {
         if var b = table[i].held[hi].pendingBreak {
             if b.breaker == nil, let pid { b.breaker = pid; b.breakerComm = comm(pid) }
+            if write && !b.write { b.deadlineSet = alreadyFlagged ? nil : t }
             if write { b.write = true }
             table[i].held[hi].pendingBreak = b
             return
         }
         table[i].held[hi].pendingBreak = PendingBreak(started: t, breaker: pid, breakerComm: pid.map { comm($0) } ?? InlineName(),
-                                                      write: write)
+                                                      write: write, deadlineSet: alreadyFlagged ? nil : t)
     }
 
     /// Starts a break on every lease a `write` (or read) opener conflicts with

@@ -80,6 +80,61 @@ final class PipeAndLeaseTests: XCTestCase {
         XCTAssertEqual(LeaseBreakClock(breakTimeSeconds: 45, waitedAtLeast: 50, waitedAtMost: nil).secondsLeft, 0)
         // An upper bound below the lower one is raised to it.
         XCTAssertEqual(LeaseBreakClock(breakTimeSeconds: 45, waitedAtLeast: 5, waitedAtMost: 2).secondsLeft, 40)
+        XCTAssertEqual(c.source, .estimate)
+        // From lock events: one exact value, and past the deadline nothing is left.
+        let exact = LeaseBreakClock(breakTimeSeconds: 45, breakingSeconds: 3.5)
+        XCTAssertEqual(exact.source, .event)
+        XCTAssertEqual(exact.secondsLeft, 41.5)
+        XCTAssertEqual(exact.secondsLeftAtMost, 41.5)
+        XCTAssertEqual(LeaseBreakClock(breakTimeSeconds: 45, breakingSeconds: 46).secondsLeft, 0)
+    }
+
+    /// open(2) has its flags second, openat(2) third (x86_64 and aarch64 alike);
+    /// O_RDWR never waits for a partner, openat2 keeps its flags in memory.
+    func testFifoOpenSideFromTheCallsFlags() {
+        let wronlyCreat = UInt64(O_WRONLY | O_CREAT | O_TRUNC)
+        XCTAssertEqual(FifoOpen.side(call: "open", raw: [0x1000, wronlyCreat, 0o666, 0, 0, 0]), .write)
+        XCTAssertEqual(FifoOpen.side(call: "openat", raw: [UInt64(bitPattern: -100), 0x1000, UInt64(O_RDONLY | O_CLOEXEC), 0, 0, 0]), .read)
+        XCTAssertEqual(FifoOpen.side(call: "openat", raw: [UInt64(bitPattern: -100), 0x1000, wronlyCreat, 0, 0, 0]), .write)
+        XCTAssertNil(FifoOpen.side(call: "openat", raw: [0, 0x1000, UInt64(O_RDWR), 0, 0, 0]))
+        XCTAssertEqual(FifoOpen.side(call: "creat", raw: [0x1000, 0o644, 0, 0, 0, 0]), .write)
+        XCTAssertNil(FifoOpen.side(call: "openat2", raw: [0, 0x1000, 0x2000, 24, 0, 0]))
+        XCTAssertNil(FifoOpen.side(call: "read", raw: [3, 0x1000, 1, 0, 0, 0]))
+        XCTAssertNil(FifoOpen.side(call: "openat", raw: [0, 0x1000]), "too few registers")
+    }
+
+    func testFifoOpenWaitsForPartnerAndPaths() {
+        XCTAssertTrue(FifoOpen.waitsForPartner(wchan: "wait_for_partner", stack: nil))
+        XCTAssertTrue(FifoOpen.waitsForPartner(wchan: "fifo_open", stack: nil))
+        XCTAssertTrue(FifoOpen.waitsForPartner(wchan: "pipe_wait", stack: nil), "before Linux 5.5")
+        XCTAssertTrue(FifoOpen.waitsForPartner(wchan: nil, stack: ["[<0>] wait_for_partner+0x9c/0x100", "[<0>] fifo_open+0x2a0/0x3a0"]))
+        XCTAssertFalse(FifoOpen.waitsForPartner(wchan: "do_sys_poll", stack: ["[<0>] do_sys_poll+0x3f/0x60"]))
+        XCTAssertFalse(FifoOpen.waitsForPartner(wchan: nil, stack: nil))
+
+        XCTAssertEqual(FifoOpen.absolute("/tmp/x.fifo", base: nil), "/tmp/x.fifo")
+        XCTAssertEqual(FifoOpen.absolute("x.fifo", base: "/srv/q"), "/srv/q/x.fifo")
+        XCTAssertEqual(FifoOpen.absolute("./a/../b//x.fifo", base: "/srv/q/"), "/srv/q/b/x.fifo")
+        XCTAssertEqual(FifoOpen.absolute("../../../x", base: "/srv"), "/x")
+        XCTAssertNil(FifoOpen.absolute("x.fifo", base: nil))
+        XCTAssertNil(FifoOpen.absolute("x.fifo", base: "pipe:[12]"), "a base that is not a path")
+    }
+
+    /// The inode comes from an O_PATH open, which runs no fifo_open(): a writer waiting
+    /// for a reader stays waiting. A regular file is not a FIFO.
+    func testFifoInodeWithoutWakingAWaitingOpener() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let fifo = dir.file("x.fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        var st = stat()
+        XCTAssertEqual(stat(fifo, &st), 0)
+        XCTAssertEqual(FifoOpen.inode(ofFifo: fifo), UInt64(st.st_ino))
+        try "x".write(toFile: dir.file("plain"), atomically: false, encoding: .utf8)
+        XCTAssertNil(FifoOpen.inode(ofFifo: dir.file("plain")))
+        XCTAssertNil(FifoOpen.inode(ofFifo: dir.file("absent")))
+        // Nobody has it open: an O_NONBLOCK writer is refused (ENXIO) before and after our look.
+        XCTAssertEqual(open(fifo, O_WRONLY | O_NONBLOCK), -1)
+        XCTAssertEqual(errno, ENXIO)
     }
 }
 
