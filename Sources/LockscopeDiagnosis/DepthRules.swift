@@ -8,11 +8,20 @@ extension Rules {
     // MARK: - holder-pipe
 
     /// What a holder is blocked on that has another end: an anonymous pipe, a named
-    /// FIFO (by the path its descriptor shows) or a unix socket.
+    /// FIFO (by the path its descriptor shows), a unix socket, or a named FIFO it is
+    /// still opening (no descriptor yet: open() waits for the other side).
     enum Channel: Hashable {
         case pipe(inode: UInt64)
         case fifo(path: String)
         case unixSocket(inode: UInt64, path: String?)
+        case fifoOpening(FifoOpening)
+    }
+
+    /// The named FIFO a thread is blocked opening, when the gatherer found one for it
+    /// and the thread still waits for a partner.
+    static func blockedOpeningFifo(ctx: RuleContext, _ t: ThreadActivity) -> FifoOpening? {
+        guard let o = ctx.input.fifoOpens[t.tid], FifoOpen.waitsForPartner(wchan: t.wchan, stack: t.kernelStack) else { return nil }
+        return o
     }
 
     /// The calls that move data through a pipe or socket, and which side they need.
@@ -93,6 +102,8 @@ extension Rules {
             peers = PipeEnds.peers(ctx.input.fifoEnds[path] ?? [], side: peerSide, except: pid)
             e.append(EvidenceItem("fifo", .string(path)))
             name = "FIFO " + path
+        case .fifoOpening(let o):
+            return fifoOpen(ctx: ctx, pid: pid, thread: t, opening: o, lock: lock)
         case .unixSocket(let inode, let path):
             let peer = ctx.input.unixPeers[inode]
             looked = peer != nil && peer?.unavailable == nil
@@ -150,15 +161,58 @@ extension Rules {
                 summary = "\(ctx.name(pid)) \(what); \(who) " + (anyMoves ? "is \(first?.text ?? "")" : "never \(verb) (\(first?.text ?? ""))")
             }
         }
-        let findHint: String
-        switch channel {
-        case .pipe(let inode): findHint = "Find who should hold the other end of pipe:[\(inode)] (`lsof -n | grep \(inode)`)"
-        case .fifo(let path): findHint = "Find who should have the FIFO \(path) open (`lsof \(path)`)"
-        case .unixSocket(let inode, _): findHint = "Find who should hold the peer of socket:[\(inode)] (`ss -xp | grep \(inode)`)"
-        }
         let suggestion = peers.isEmpty
-            ? "\(findHint); the holder cannot go on until someone \(side == .write ? "reads" : "writes")."
+            ? "\(findHint(channel)); the holder cannot go on until someone \(side == .write ? "reads" : "writes")."
             : "The holder waits on \(peers.map { ctx.name($0) }.joined(separator: ", ")): make it \(side == .write ? "read (or exit, which makes the write fail with EPIPE)" : "write or close its end"), or restart the pipeline."
+        return Finding(rule: .holderPipe, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
+                       suggestion: suggestion)
+    }
+
+    /// How to find who should hold the other end.
+    static func findHint(_ channel: Channel) -> String {
+        switch channel {
+        case .pipe(let inode): return "Find who should hold the other end of pipe:[\(inode)] (`lsof -n | grep \(inode)`)"
+        case .fifo(let path): return "Find who should have the FIFO \(path) open (`lsof \(path)`)"
+        case .fifoOpening(let o): return "Find who should open the FIFO \(o.path) for \(o.side == .write ? "reading" : "writing") (`lsof \(o.path)` lists who has it open)"
+        case .unixSocket(let inode, _): return "Find who should hold the peer of socket:[\(inode)] (`ss -xp | grep \(inode)`)"
+        }
+    }
+
+    /// A holder blocked in open() of a named FIFO: `fifo_open()` waits in
+    /// `wait_for_partner()` until someone opens the other side, so by the kernel's
+    /// own count nobody has it open for that side; who has it open on this side is
+    /// listed (by link and inode).
+    static func fifoOpen(ctx: RuleContext, pid: Int32, thread t: ThreadActivity, opening o: FifoOpening, lock: LockEntry) -> Finding {
+        let writing = o.side == .write
+        let (want, other) = writing ? ("writing", "reading") : ("reading", "writing")
+        var e: [EvidenceItem] = [EvidenceItem("pid", .pid(pid))]
+        e += threadEvidence(t, pid: pid)
+        e.append(EvidenceItem("fifo", .string(o.path)))
+        if let ino = o.inode { e.append(EvidenceItem("fifo_inode", .int(Int64(bitPattern: ino)))) }
+        e.append(EvidenceItem("fifo_open", .bool(true)))
+        e.append(EvidenceItem("direction", .string(writing ? "write" : "read")))
+        // Normally empty (the open would have returned): one who opened it a moment ago.
+        let peers = PipeEnds.peers(o.ends, side: writing ? .read : .write, except: pid)
+        e.append(EvidenceItem(writing ? "readers" : "writers", .pids(peers)))
+        var others: [Int32] = []
+        for end in o.ends where end.pid != pid && !others.contains(end.pid) { others.append(end.pid) }
+        e.append(EvidenceItem("open_by", .pids(others)))
+        func sides(_ p: Int32) -> String {
+            let s = Set(o.ends.filter { $0.pid == p }.compactMap(\.side))
+            if s.contains(.both) || (s.contains(.read) && s.contains(.write)) { return "reading and writing" }
+            return s.contains(.write) ? "writing" : s.contains(.read) ? "reading" : "an unknown side"
+        }
+        var summary = "\(ctx.name(pid)) is blocked opening the FIFO \(o.path) for \(want)" + forText(t)
+        if peers.isEmpty {
+            summary += ": no process has it open for \(other)"
+            if !others.isEmpty {
+                summary += " (" + others.prefix(3).map { "\(ctx.name($0)) has it open for \(sides($0))" }.joined(separator: ", ")
+                    + (others.count > 3 ? ", \(others.count - 3) more" : "") + ")"
+            }
+        } else {
+            summary += "; \(peers.prefix(3).map { ctx.name($0) }.joined(separator: ", ")) opened it for \(other) a moment ago, so the open should return"
+        }
+        let suggestion = "\(findHint(.fifoOpening(o))): the open returns as soon as one does. Stopping the opener ends the wait; an open with O_RDWR (or a reader's O_NONBLOCK) would not have waited."
         return Finding(rule: .holderPipe, severity: .warning, lock: lock.file, pid: pid, summary: summary, evidence: e,
                        suggestion: suggestion)
     }
@@ -178,22 +232,39 @@ extension Rules {
         var waitedAtMost: Double?
         for b in breakers {
             let t = ctx.input.activity[b]?.threads.first { $0.syscall != nil } ?? ctx.input.activity[b]?.threads.first
-            if let s = t?.syscall { calls.append("\(ctx.name(b)): \(s)()") }
+            if let s = t?.syscall ?? breakerCall(ctx.facts[b]) { calls.append("\(ctx.name(b)): \(s)()") }
             waitedAtLeast = max(waitedAtLeast, t?.inCallSeconds ?? 0)
             if let age = ctx.facts[b]?.ageSeconds { waitedAtMost = max(waitedAtMost ?? 0, age) }
+        }
+        // Lock events that saw the open which set the kernel's deadline give the exact wait.
+        let seenBreak = ctx.input.leaseBreaks.first { $0.file == lock.file && ($0.holder == 0 || $0.holder == holder) }
+        let breaking = seenBreak?.deadlineSetSecondsAgo
+        if let breaking {
+            waitedAtLeast = breaking
+            waitedAtMost = breaking
         }
         if !calls.isEmpty { e.append(EvidenceItem("breaker_calls", .strings(calls))) }
         e.append(EvidenceItem("waited_at_least_seconds", .double(waitedAtLeast)))
         if let m = waitedAtMost { e.append(EvidenceItem("waited_at_most_seconds", .double(m))) }
+        if let breaking { e.append(EvidenceItem("break_started_seconds_ago", .double(breaking))) }
+        var eventsRan = false
+        if case .observed? = ctx.input.report.lockEvents { eventsRan = true }
         var clockText = ""
         if let bt = ctx.input.leaseBreakTime {
-            let clock = LeaseBreakClock(breakTimeSeconds: Double(bt), waitedAtLeast: waitedAtLeast, waitedAtMost: waitedAtMost)
+            let clock = breaking.map { LeaseBreakClock(breakTimeSeconds: Double(bt), breakingSeconds: $0) }
+                ?? LeaseBreakClock(breakTimeSeconds: Double(bt), waitedAtLeast: waitedAtLeast, waitedAtMost: waitedAtMost)
             e.append(EvidenceItem("lease_break_time", .int(Int64(bt))))
             e.append(EvidenceItem("seconds_left", .double(clock.secondsLeft)))
             e.append(EvidenceItem("seconds_left_at_most", .double(clock.secondsLeftAtMost)))
+            e.append(EvidenceItem("seconds_left_source", .string(clock.source.rawValue)))
+            let how: String
+            switch clock.source {
+            case .event: how = "; the break began \(durationText(breaking ?? 0)) ago, seen by lock events"
+            case .estimate: how = eventsRan ? "; estimated: the break began before lock events were recording" : ""
+            }
             clockText = "; the kernel breaks it itself in \(durationText(clock.secondsLeft))"
                 + (clock.secondsLeftAtMost - clock.secondsLeft >= 1 ? "–\(durationText(clock.secondsLeftAtMost))" : "")
-                + " (lease-break-time \(bt) s)"
+                + " (lease-break-time \(bt) s\(how))"
         } else {
             clockText = "; the kernel breaks it itself after /proc/sys/fs/lease-break-time (unreadable here)"
         }
@@ -215,6 +286,14 @@ extension Rules {
         let suggestion = "The holder should answer the break signal by releasing or downgrading the lease (fcntl(fd, F_SETLEASE, F_UNLCK or F_RDLCK)); otherwise the opener waits until the kernel's deadline. /proc/sys/fs/lease-break-time sets that deadline for the whole system."
         return Finding(rule: .leaseBreak, severity: .warning, lock: lock.file, pid: holder, summary: summary, evidence: e,
                        suggestion: suggestion)
+    }
+
+    /// The call a breaker the window did not sample is in, from its snapshot (lock events found it).
+    static func breakerCall(_ facts: ProcessFacts?) -> String? {
+        for t in facts?.threads ?? [] {
+            if case .inSyscall(let nr, _, _, _) = t.syscall, let name = SyscallTable.host.name(of: nr) { return name }
+        }
+        return nil
     }
 
     // MARK: - sqlite-busy and lock-protocol

@@ -196,16 +196,22 @@ public struct Diagnoser: Sendable {
 
         let sample = { provider.activity(pids: interesting, window: window, hz: hz, shouldStop: shouldStop) }
         var result: ActivityResult
+        var leaseBreaks: [EventLeaseBreak] = []
         if let lockEvents, window > 0 {
             // Recorded while the sampler runs: the same window.
             let before = Set(report.openers.map { OpenerKey(pid: $0.pid, file: $0.file) })
             result = lockEvents.observe(files: targets?.map(\.file), report: &report,
-                                        facts: { reader.facts(of: $0, withThreads: false) }, during: sample)
+                                        facts: { reader.facts(of: $0, withThreads: false) }, during: sample,
+                                        seen: { leaseBreaks = $0.leaseBreaks })
+            // A lease whose break began in the window is contended too.
+            let breaking = Set(leaseBreaks.filter { $0.deadlineSetSecondsAgo != nil }.map(\.file))
             // Without targets: a lock only pollers want is contended too (its holder matters).
             if targets == nil, let global {
                 let polled = Set(report.openers.filter { !before.contains(OpenerKey(pid: $0.pid, file: $0.file)) }.map(\.file))
                 let listed = Set(report.locks.compactMap(\.file))
-                report.locks += global.locks.filter { l in l.file.map { polled.contains($0) && !listed.contains($0) } ?? false }
+                report.locks += global.locks.filter { l in
+                    l.file.map { (polled.contains($0) || (l.kind == .lease && breaking.contains($0))) && !listed.contains($0) } ?? false
+                }
                 let locked = Set(report.locks.compactMap(\.file))
                 report.openers.removeAll { !locked.contains($0.file) }
                 // Their holders were not in the window: one snapshot of each.
@@ -217,9 +223,18 @@ public struct Diagnoser: Sendable {
                     result.uninspectable.formUnion(more.uninspectable)
                 }
             }
+            // A reader of its own: `reader` read /proc/uptime before the window, and a
+            // breaker may have started since (its age would come out near zero).
+            let afterWindow = ProcessReader(proc: proc)
+            report.add(leaseBreaks: leaseBreaks, facts: { afterWindow.facts(of: $0, withThreads: true) })
+            if leaseBreakTime == nil, !breaking.isEmpty {
+                leaseBreakTime = (try? proc.readText("sys/fs/lease-break-time")).flatMap(LeaseFacts.breakTime)
+            }
         } else {
             result = sample()
         }
+        let fifoOpens = fifoOpenings(pids: interesting, activity: result.activity)
+        for o in fifoOpens.values { for e in o.ends where facts[e.pid] == nil { remember(reader.facts(of: e.pid, withThreads: true)) } }
 
         // Each process's own resolver configuration, as its libc will read it.
         var confs: [Int32: ResolvConf] = [:]
@@ -237,7 +252,40 @@ public struct Diagnoser: Sendable {
         input.fifoEnds = fifoEnds
         input.unixPeers = unixPeers
         input.activityFallback = result.fallback
+        input.leaseBreaks = leaseBreaks
+        input.fifoOpens = fifoOpens
         return (input, result.interrupted)
+    }
+
+    /// The threads of `pids` blocked in open() of a named FIFO, waiting for the other
+    /// side (wchan), by tid: the FIFO's path (the call's pathname against the opener's
+    /// cwd, dirfd or root, from here), its inode (live only) and every descriptor on it.
+    func fifoOpenings(pids: [Int32], activity: [Int32: ProcessActivity]) -> [Int32: FifoOpening] {
+        var out: [Int32: FifoOpening] = [:]
+        for pid in pids {
+            for t in activity[pid]?.threads ?? [] {
+                guard FifoOpen.waitsForPartner(wchan: t.wchan, stack: t.kernelStack), let c = t.current,
+                      let side = FifoOpen.side(call: c.name, raw: c.raw), case .string(let given, _)? = c.argument("pathname")
+                else { continue }
+                let base: String?
+                if given.hasPrefix("/") {
+                    // An absolute path is the opener's: under its root, which may not be ours.
+                    let root = (try? proc.readLink("\(pid)/root")) ?? "/"
+                    base = root == "/" ? nil : root
+                } else if case .fd(let dir)? = c.argument("dirfd") {
+                    base = dir.what?.path ?? (try? proc.readLink("\(pid)/fd/\(dir.fd)"))
+                } else {
+                    base = try? proc.readLink("\(pid)/cwd")
+                }
+                let joined = given.hasPrefix("/") ? base.map { $0 + given } ?? given : given
+                guard let path = FifoOpen.absolute(joined, base: base) else { continue }
+                let inode = proc.isLive ? FifoOpen.inode(ofFifo: path) : nil
+                if proc.isLive && inode == nil { continue }   // not a FIFO after all (or gone)
+                out[t.tid] = FifoOpening(path: path, inode: inode, side: side,
+                                         ends: PipeEnds.find(link: path, inode: inode, proc: proc))
+            }
+        }
+        return out
     }
 
     /// The calls a thread blocks in on a pipe, FIFO or stream socket, with the fd first.

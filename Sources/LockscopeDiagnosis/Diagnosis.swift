@@ -28,6 +28,11 @@ public struct DiagnosisInput: Sendable {
     public var unixPeers: [UInt64: UnixSocketPeer] = [:]
     /// Why the activity engine asked for did not run (`ActivityResult.fallback`).
     public var activityFallback: String? = nil
+    /// Lease breaks in progress at the end of the window, from kernel lock events
+    /// (empty without them): an exact clock for those that began in the window.
+    public var leaseBreaks: [EventLeaseBreak] = []
+    /// Threads blocked in open() of a named FIFO until its other side is opened, by tid.
+    public var fifoOpens: [Int32: FifoOpening] = [:]
 
     public init(report: LockReport, allLocks: [LockEntry]? = nil, activity: [Int32: ProcessActivity] = [:],
                 processes: [Int32: ProcessFacts] = [:], resolvConf: [Int32: ResolvConf] = [:],

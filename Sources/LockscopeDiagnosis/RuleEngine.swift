@@ -288,6 +288,7 @@ struct RuleContext {
             }
         }
         if t.state == "D" { return .io(t) }
+        if let o = Rules.blockedOpeningFifo(ctx: self, t) { return .pipe(t, fd: -1, channel: .fifoOpening(o), side: o.side) }
         if let p = Rules.blockedPipe(t) { return .pipe(t, fd: p.fd, channel: p.channel, side: p.side) }
         switch t.call {
         case .waitChild(let child)?:

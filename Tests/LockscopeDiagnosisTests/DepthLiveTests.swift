@@ -309,6 +309,56 @@ final class DepthLiveTests: XCTestCase {
                       p.summary)
     }
 
+    /// `flock F sh -c 'echo x > fifo'` with no reader: sh (flock's child, sharing the
+    /// lock) blocks in openat until someone opens the FIFO for reading. A writer whose
+    /// reader came and went (sleep, fd 3) has it open too, which the finding says.
+    func testHolderBlockedOpeningAFifoWithNoReader() throws {
+        try requireRoot("reading every process's fd links")
+        let py = try python()
+        guard let sh = which("sh"), let flock = which("flock"), let mkfifo = which("mkfifo") else { try skip("sh/flock/mkfifo not found") }
+        let dir = try tempDir()
+        let f = try dir.touch("F")
+        let fifo = dir.file("x.fifo")
+        XCTAssertEqual(try runCommand([mkfifo, fifo]).exitCode, 0)
+        // The other writer: opens once a reader comes, keeps it open after the reader left.
+        let other = try run([sh, "-c", "exec 3>\(fifo); echo open; exec sleep 600"])
+        XCTAssertEqual(try runCommand([py, "-c", "import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))", fifo]).exitCode, 0)
+        try other.waitFor(line: "open")
+        XCTAssertTrue(waitUntil(timeout: 10) { readProcText("/proc/\(other.pid)/comm") == "sleep\n" }, "the other writer never went to sleep")
+
+        let pipeline = try run([flock, f, sh, "-c", "echo x > \(fifo)"])
+        var opener: Int32 = 0
+        var wchan = ""
+        let blocked = waitUntil(timeout: 10, interval: 0.05) {
+            opener = members(ofGroup: pipeline.pid).first { $0.comm == "sh" }?.pid ?? 0
+            wchan = opener > 0 ? readProcText("/proc/\(opener)/wchan") ?? "" : ""
+            return opener > 0 && FifoOpen.waitsForPartner(wchan: wchan, stack: readProcText("/proc/\(opener)/stack").map { $0.split(separator: "\n").map(String.init) })
+        }
+        XCTAssertTrue(blocked, "sh never waited for a reader in fifo_open (pid \(opener), wchan \(wchan))")
+        _ = try run([flock, f, "true"])
+
+        let d = try diagnose(f)
+        let p = try finding(d, .holderPipe)
+        XCTAssertEqual(p.pid, opener)
+        XCTAssertEqual(p["fifo"], .string(fifo))
+        XCTAssertEqual(p["direction"], .string("write"))
+        XCTAssertEqual(p["fifo_open"], .bool(true))
+        XCTAssertEqual(p["readers"], .pids([]))
+        XCTAssertEqual(p["open_by"], .pids([other.pid]))
+        var st = stat()
+        XCTAssertEqual(stat(fifo, &st), 0)
+        XCTAssertEqual(p["fifo_inode"], .int(Int64(st.st_ino)))
+        XCTAssertTrue(p.summary.hasPrefix("sh[\(opener)] is blocked opening the FIFO \(fifo) for writing"), p.summary)
+        XCTAssertTrue(p.summary.hasSuffix("no process has it open for reading (sleep[\(other.pid)] has it open for writing)"), p.summary)
+        // The JSON evidence says the same.
+        let json = DiagnosisJSON(syscallName: { _ in nil }, exitCode: { _ in 0 }).value(d).serialized()
+        XCTAssertTrue(json.contains("\"fifo\": \"\(fifo)\""), json)
+        XCTAssertTrue(json.contains("\"direction\": \"write\""), json)
+        XCTAssertTrue(json.contains("\"fifo_open\": true"), json)
+        // Still waiting: our look (an O_PATH open) woke nobody.
+        XCTAssertTrue(FifoOpen.waitsForPartner(wchan: readProcText("/proc/\(opener)/wchan"), stack: nil))
+    }
+
     // MARK: - lease-break
 
     static let leaseScript = """
@@ -349,6 +399,77 @@ final class DepthLiveTests: XCTestCase {
         guard case .double(let left)? = f["seconds_left"] else { return XCTFail("no seconds_left: \(f.evidence)") }
         XCTAssertEqual(left, Double(bt) - elapsed, accuracy: 1.5, "seconds_left \(left), expected about \(Double(bt) - elapsed)")
         XCTAssertEqual(f["sigio"], .string("handled"))
+        XCTAssertEqual(d.locks.first?.cause?.rule, .leaseBreak)
+    }
+
+    /// The sampler of a diagnosis, with something started first: the window (and the
+    /// lock events recorded over it) are running when `first` runs. Records when the
+    /// sampling ended, which is when the recording is stopped.
+    final class StartsInWindow: ActivityProvider, @unchecked Sendable {
+        let inner: ActivityProvider
+        let first: () throws -> Void
+        var failure: Error?
+        var ended = 0.0
+        init(_ inner: ActivityProvider, first: @escaping () throws -> Void) {
+            self.inner = inner
+            self.first = first
+        }
+        func activity(pids: [Int32], window: Double, hz: Int, shouldStop: @escaping () -> Bool) -> ActivityResult {
+            do { try first() } catch { failure = error }
+            let r = inner.activity(pids: pids, window: window, hz: hz, shouldStop: shouldStop)
+            ended = MonotonicClock.seconds
+            return r
+        }
+    }
+
+    /// A read lease broken by a writer that opens the file during `diagnose --window`
+    /// (after the snapshot, which saw the lease unbroken): lock events saw the open
+    /// that set the kernel's deadline (`jiffies + lease_break_time * HZ`), so
+    /// seconds_left is exact. The truth: the writer prints CLOCK_MONOTONIC just before
+    /// its open(); the kernel breaks the lease lease-break-time later. The machine's
+    /// lease-break-time is only read.
+    func testLeaseBreakDuringTheWindowIsTimedFromLockEvents() throws {
+        let py = try python()
+        try requireRoot("lock events need root")
+        guard let btText = readProcText("/proc/sys/fs/lease-break-time"), let bt = LeaseFacts.breakTime(btText), bt >= 5 else {
+            try skip("lease-break-time unreadable or under 5 s")
+        }
+        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
+        let dir = try tempDir()
+        let file = try dir.touch("leased")
+        let holder = try run([py, "-c", Self.leaseScript, file], waitFor: "ready")
+        var breaker: Spawned?
+        var openedAt = 0.0
+        // Half a second of its own before the open: the process is older than its wait
+        // (an estimate from its age would be off by that much).
+        let provider = StartsInWindow(Diagnoser.liveProvider()) {
+            let b = try self.run([py, "-c", "import os, sys, time; time.sleep(0.5); print('opening', time.monotonic(), flush=True); os.open(sys.argv[1], os.O_WRONLY); print('opened', flush=True)", file])
+            breaker = b
+            let line = try b.waitFor(line: "opening")
+            openedAt = Double(line.split(separator: " ").last ?? "") ?? 0
+            _ = waitUntil(timeout: 10) { readProcText("/proc/\(b.pid)/wchan")?.contains("break_lease") == true }
+        }
+        let target = try TargetResolver().resolve(file)
+        let d = try Diagnoser(window: 2, hz: 100, provider: provider, lockEvents: KernelLockEvents()).diagnose(targets: [target])
+        if let e = provider.failure { throw e }
+        if case .unavailable(let why)? = d.lockEvents { try skip("lock events unavailable: \(why)") }
+        let writer = try XCTUnwrap(breaker)
+        XCTAssertGreaterThan(openedAt, 0)
+        let f = try finding(d, .leaseBreak)
+        XCTAssertEqual(f.pid, holder.pid)
+        XCTAssertEqual(f["breakers"], .pids([writer.pid]))
+        XCTAssertEqual(f["seconds_left_source"], .string("event"), f.summary)
+        let lock = try XCTUnwrap(d.locks.first)
+        XCTAssertEqual(lock.lock.mode, "BREAKING")
+        XCTAssertEqual(lock.lock.waiters.map(\.source), [.events])
+        guard case .double(let left)? = f["seconds_left"], case .double(let ago)? = f["break_started_seconds_ago"] else {
+            return XCTFail("no exact clock: \(f.evidence)")
+        }
+        let truth = openedAt + Double(bt) - provider.ended
+        XCTAssertEqual(left, truth, accuracy: 0.1, "seconds_left \(left), the kernel breaks it in \(truth) s")
+        XCTAssertEqual(ago, provider.ended - openedAt, accuracy: 0.1)
+        XCTAssertEqual(f["seconds_left_at_most"], .double(left))
+        XCTAssertTrue(f.summary.contains("seen by lock events"), f.summary)
         XCTAssertEqual(d.locks.first?.cause?.rule, .leaseBreak)
     }
 

@@ -1,6 +1,7 @@
 import XCTest
 @testable import LockscopeCore
 @testable import LockscopeDiagnosis
+import LockscopeEvents
 @testable import LockscopeRender
 import LockscopeTrace
 
@@ -143,6 +144,170 @@ final class DepthRuleTests: XCTestCase {
         XCTAssertNil(unknown["sigio"])
         XCTAssertNil(unknown["seconds_left"])
         XCTAssertTrue(unknown.summary.contains("unreadable here"), unknown.summary)
+    }
+
+    /// Lock events saw the open that began the break 3.75 s before the end of the
+    /// window: the clock is exact and says so; a break they saw already flagged keeps
+    /// the estimate, and says why.
+    func testLeaseBreakTimedFromLockEvents() throws {
+        var input = leaseInput(masks: SignalMasks(caught: 1 << 28))
+        input.report.lockEvents = .observed(seconds: 4, lostEvents: 0)
+        input.leaseBreaks = [EventLeaseBreak(file: B.file(43), holder: 700, breaker: 701, breakerComm: "python3", write: true,
+                                             deadlineSetSecondsAgo: 3.75)]
+        let d = engine.diagnose(input)
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .leaseBreak })
+        XCTAssertEqual(f["seconds_left"], .double(41.25))
+        XCTAssertEqual(f["seconds_left_at_most"], .double(41.25))
+        XCTAssertEqual(f["seconds_left_source"], .string("event"))
+        XCTAssertEqual(f["break_started_seconds_ago"], .double(3.75))
+        XCTAssertEqual(f["waited_at_least_seconds"], .double(3.75))
+        XCTAssertEqual(f["waited_at_most_seconds"], .double(3.75))
+        XCTAssertTrue(f.summary.contains("the kernel breaks it itself in 41 s (lease-break-time 45 s; the break began 3.8 s ago, seen by lock events)"),
+                      f.summary)
+
+        // Another lease's break (another file) changes nothing here.
+        input.leaseBreaks[0].file = B.file(99)
+        XCTAssertEqual(engine.diagnose(input).findings.first { $0.rule == .leaseBreak }?["seconds_left_source"], .string("estimate"))
+
+        input.leaseBreaks = [EventLeaseBreak(file: B.file(43), holder: 0, breaker: nil, breakerComm: nil, write: true,
+                                             deadlineSetSecondsAgo: nil)]
+        let before = try XCTUnwrap(engine.diagnose(input).findings.first { $0.rule == .leaseBreak })
+        XCTAssertEqual(before["seconds_left"], .double(42))
+        XCTAssertEqual(before["seconds_left_source"], .string("estimate"))
+        XCTAssertNil(before["break_started_seconds_ago"])
+        XCTAssertTrue(before.summary.contains("in 42 s–43 s (lease-break-time 45 s; estimated: the break began before lock events were recording)"),
+                      before.summary)
+
+        // No lock events at all: the estimate, as before.
+        let plain = try XCTUnwrap(engine.diagnose(leaseInput(masks: nil)).findings.first { $0.rule == .leaseBreak })
+        XCTAssertEqual(plain["seconds_left_source"], .string("estimate"))
+        XCTAssertTrue(plain.summary.contains("in 42 s–43 s (lease-break-time 45 s)"), plain.summary)
+    }
+
+    /// A lease held and not yet broken when the snapshot was read: a break the events
+    /// saw begin makes it BREAKING with its breaker a waiter; a break they saw only
+    /// flagged is the snapshot's business (it would show it), and another holder's
+    /// break is not this lease's.
+    func testLeaseBreakSeenOnlyByEventsJoinsTheReport() throws {
+        let holder = B.proc(700, "python3"), breaker = B.proc(701, "python3", age: 9)
+        var l = B.lock("/tmp/leased", inode: 43, holders: [(holder, 3, true)], kind: .lease)
+        l.mode = "ACTIVE"
+        l.access = .read
+        var report = LockReport(targets: [], locks: [l])
+        let fresh = EventLeaseBreak(file: B.file(43), holder: 700, breaker: 701, breakerComm: "python3", write: true,
+                                    deadlineSetSecondsAgo: 1.5)
+        var untouched = report
+        untouched.add(leaseBreaks: [EventLeaseBreak(file: B.file(43), holder: 700, breaker: 701, breakerComm: nil, write: true,
+                                                    deadlineSetSecondsAgo: nil),
+                                    EventLeaseBreak(file: B.file(43), holder: 702, breaker: 701, breakerComm: nil, write: true,
+                                                    deadlineSetSecondsAgo: 1)], facts: { _ in breaker })
+        XCTAssertEqual(untouched.locks[0].mode, "ACTIVE")
+        XCTAssertTrue(untouched.locks[0].waiters.isEmpty)
+
+        report.add(leaseBreaks: [fresh, fresh], facts: { $0 == 701 ? breaker : nil })
+        XCTAssertEqual(report.locks[0].mode, "BREAKING")
+        XCTAssertEqual(report.locks[0].waiters.map(\.pid), [701], "once, however often it is listed")
+        XCTAssertEqual(report.locks[0].waiters.first?.source, .events)
+        XCTAssertEqual(report.locks[0].waiters.first?.access, .write)
+        XCTAssertEqual(report.locks[0].waiters.first?.blockedBy, 700)
+
+        var input = DiagnosisInput(report: report, activity: [:], processes: [700: holder], leaseBreakTime: 45)
+        input.leaseBreaks = [fresh]
+        input.report.lockEvents = .observed(seconds: 2, lostEvents: 0)
+        let d = engine.diagnose(input)
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .leaseBreak })
+        XCTAssertEqual(f["breakers"], .pids([701]))
+        XCTAssertEqual(f["seconds_left"], .double(43.5))
+        XCTAssertEqual(d.locks[0].blockedCount, 1)
+        XCTAssertEqual(d.outcome, .contention)
+    }
+
+    /// The aggregator's pending breaks: the deadline is set by the conflicting open
+    /// the events saw (`leases_conflict` then `break_lease_block`), not by a later
+    /// opener; a lease first seen already flagged (`time_out_leases` with
+    /// FL_UNLOCK_PENDING) has no known deadline; a write breaker after a read one
+    /// sets a new `fl_break_time`.
+    func testPendingLeaseBreaksFromTheAggregator() throws {
+        let file = B.file(43)
+        let holderFiles: UInt64 = 0xaaaa, lease: UInt64 = 0x1111
+        func ev(_ t: Double, _ pid: Int32, _ tp: LockTracepoint, owner: UInt64 = 0, type: LockType = .write,
+                flags: LockFlags = [.lease], lock: UInt64 = 0, blocker: UInt64 = 0, ret: Int32 = 0) -> KernelEvent {
+            .lock(LockEvent(header: SampleHeader(time: UInt64(t * 1e9), cpu: 0, pid: pid, tid: pid), tracepoint: tp,
+                            file: tp == .leasesConflict ? FileIdentity(major: 0, minor: 0, inode: 0) : file, owner: owner,
+                            flags: flags, type: type, ret: ret, blocker: blocker, lock: lock, writers: 0, readers: 1))
+        }
+        var agg = LockAggregator()
+        agg.apply(ev(0, 100, .genericAddLease, owner: holderFiles, type: .read))
+        agg.apply(ev(1, 200, .timeOutLeases, owner: holderFiles, type: .read, lock: lease))
+        agg.apply(ev(1, 200, .leasesConflict, type: .write, lock: lease, ret: 1))
+        agg.apply(ev(1.001, 200, .breakLeaseBlock, owner: 0xbbbb, lock: 0x2222, blocker: lease))
+        // A second writer does not move the deadline (FL_UNLOCK_PENDING is set already).
+        agg.apply(ev(2, 300, .timeOutLeases, owner: holderFiles, type: .read, flags: [.lease, .unlockPending], lock: lease))
+        agg.apply(ev(2, 300, .breakLeaseBlock, owner: 0xcccc, lock: 0x3333, blocker: lease))
+        let b = try XCTUnwrap(agg.pendingLeaseBreaks(now: UInt64(4.5e9)).first)
+        XCTAssertEqual(b.holder, 100)
+        XCTAssertEqual(b.breaker, 200)
+        XCTAssertTrue(b.write)
+        XCTAssertEqual(try XCTUnwrap(b.deadlineSetSecondsAgo), 3.5, accuracy: 1e-9)
+
+        var late = LockAggregator()
+        late.apply(ev(2, 300, .timeOutLeases, owner: holderFiles, type: .read, flags: [.lease, .unlockPending], lock: lease))
+        late.apply(ev(2, 300, .breakLeaseBlock, owner: 0xcccc, lock: 0x3333, blocker: lease))
+        let seen = try XCTUnwrap(late.pendingLeaseBreaks(now: UInt64(3e9)).first)
+        XCTAssertEqual(seen.holder, 0)
+        XCTAssertNil(seen.deadlineSetSecondsAgo, "flagged before the events began")
+
+        var escalated = LockAggregator()
+        escalated.apply(ev(0, 100, .genericAddLease, owner: holderFiles, type: .write, lock: lease))
+        escalated.apply(ev(1, 200, .timeOutLeases, owner: holderFiles, type: .write, lock: lease))
+        escalated.apply(ev(1, 200, .leasesConflict, type: .read, lock: lease, ret: 1))
+        escalated.apply(ev(3, 300, .timeOutLeases, owner: holderFiles, type: .write, flags: [.lease, .downgradePending], lock: lease))
+        escalated.apply(ev(3, 300, .leasesConflict, type: .write, lock: lease, ret: 1))
+        let up = try XCTUnwrap(escalated.pendingLeaseBreaks(now: UInt64(4e9)).first)
+        XCTAssertTrue(up.write)
+        XCTAssertEqual(try XCTUnwrap(up.deadlineSetSecondsAgo), 1, accuracy: 1e-9)
+    }
+
+    /// `flock F sh -c 'echo x > /tmp/x.fifo'` with no reader: flock (810) waits for sh
+    /// (811, sharing the lock), blocked in openat of the FIFO, which only cat (813)
+    /// has open, for writing too.
+    func fifoOpenInput(wchan: String? = "wait_for_partner", ends: [PipeEnd] = [PipeEnd(pid: 813, fd: 1, side: .write)]) -> DiagnosisInput {
+        let flock = B.proc(810, "flock"), sh = B.proc(811, "sh", ppid: 810), cat = B.proc(813, "cat")
+        let l = B.lock("/tmp/F", inode: 42, holders: [(flock, 3, true), (sh, 3, false)], waiters: [B.proc(900, "flock", age: 4)])
+        let open = [DecodedArgument(name: "dirfd", value: .atFdcwd),
+                    DecodedArgument(name: "pathname", value: .string("/tmp/x.fifo", truncated: false)),
+                    DecodedArgument(name: "flags", value: .flags(FlagSet(raw: 0o1101, names: ["O_WRONLY", "O_CREAT", "O_TRUNC"], unknown: 0)))]
+        var input = DiagnosisInput(report: LockReport(targets: [], locks: [l]), activity: [
+            810: B.activity(810, [B.thread(810, "S", "wait4", .waitChild(pid: 811), inCall: 6)]),
+            811: B.activity(811, [B.thread(811, "S", "openat", .other, args: open, inCall: 6, wchan: wchan)]),
+        ], processes: [810: flock, 811: sh, 813: cat])
+        input.fifoOpens = [811: FifoOpening(path: "/tmp/x.fifo", inode: 5150, side: .write, ends: ends)]
+        return input
+    }
+
+    func testHolderBlockedOpeningAFifoNobodyReads() throws {
+        let d = engine.diagnose(fifoOpenInput())
+        let f = try XCTUnwrap(d.findings.first { $0.rule == .holderPipe })
+        XCTAssertEqual(f.pid, 811)
+        XCTAssertEqual(f["fifo"], .string("/tmp/x.fifo"))
+        XCTAssertEqual(f["fifo_inode"], .int(5150))
+        XCTAssertEqual(f["fifo_open"], .bool(true))
+        XCTAssertEqual(f["direction"], .string("write"))
+        XCTAssertEqual(f["readers"], .pids([]))
+        XCTAssertEqual(f["open_by"], .pids([813]))
+        XCTAssertNil(f["fd"], "no descriptor yet")
+        XCTAssertEqual(f.summary, "sh[811] is blocked opening the FIFO /tmp/x.fifo for writing for at least 6 s: no process has it open for reading (cat[813] has it open for writing)")
+        XCTAssertEqual(d.locks[0].cause?.rule, .holderPipe)
+        XCTAssertTrue(d.verdict[0].contains("Holder flock[810] waits for its child sh[811], which shares the lock. sh[811] is blocked opening the FIFO /tmp/x.fifo for writing"),
+                      d.verdict[0])
+
+        // Nobody else has it open: said plainly.
+        let alone = try XCTUnwrap(engine.diagnose(fifoOpenInput(ends: [])).findings.first { $0.rule == .holderPipe })
+        XCTAssertTrue(alone.summary.hasSuffix("no process has it open for reading"), alone.summary)
+        XCTAssertEqual(alone["open_by"], .pids([]))
+
+        // No longer waiting for a partner (it got one, or it is elsewhere in open()): not this finding.
+        XCTAssertFalse(engine.diagnose(fifoOpenInput(wchan: "path_openat")).findings.contains { $0.rule == .holderPipe })
     }
 
     func sqliteInput(path: String = "/srv/app.db") -> DiagnosisInput {
