@@ -3,6 +3,8 @@ import PackageDescription
 
 // Release builds on Linux link one fully static binary (see the lockscope target).
 let staticRelease = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
+// The static release's linker script fragment (see CLockscopeImage).
+let deferredConformances = Context.packageDirectory + "/Sources/CLockscopeImage/deferred-conformances.ld"
 
 // One responsibility per target; see docs/architecture.md.
 let package = Package(
@@ -35,6 +37,14 @@ let package = Package(
         .target(
             name: "CLockscopeTrace",
             cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // The static release's deferred protocol-conformance records: the linker script
+        // that sets them apart and the call that hands them to the Swift runtime when a
+        // command other than list/who/waiters runs (docs/performance.md, "Start-up, fourth
+        // pass").
+        .target(
+            name: "CLockscopeImage",
+            exclude: ["deferred-conformances.ld"]
         ),
         .target(
             name: "LockscopeCore",
@@ -100,7 +110,7 @@ let package = Package(
             dependencies: [
                 "LockscopeCore", "LockscopeTrace", "LockscopeDiagnosis", "LockscopeRender", "LockscopeDemo",
                 "LockscopeMetrics",
-                "LockscopeEvents", "LockscopeTestbed",
+                "LockscopeEvents", "LockscopeTestbed", "CLockscopeImage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The release binary is fully static (libc included): one file to copy onto a
@@ -109,8 +119,11 @@ let package = Package(
             // (docs/performance.md, "RSS").
             // FoundationEssentials (through ArgumentParser) names its static dependencies
             // only when the importing module is itself compiled for a static link.
+            // The linker script keeps the conformance records of the exporter and of
+            // Foundation out of the set the Swift runtime scans at start-up
+            // (Sources/CLockscopeImage/deferred-conformances.ld).
             linkerSettings: [
-                .unsafeFlags(["-static-executable", "-use-ld=lld"], staticRelease),
+                .unsafeFlags(["-static-executable", "-use-ld=lld", "-Xlinker", "-T", "-Xlinker", deferredConformances], staticRelease),
                 .linkedLibrary("_FoundationCollections", staticRelease),
                 .linkedLibrary("_FoundationCShims", staticRelease),
             ],

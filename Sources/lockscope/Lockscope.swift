@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLockscopeImage
 import LockscopeCore
 import LockscopeTestbed
 #if canImport(Glibc)
@@ -47,7 +48,10 @@ struct Lockscope: ParsableCommand {
     /// line by line, so no argument can move the cursor or ring the bell.
     static func main() {
         var arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == testbedCommand { testbedMain(Array(arguments.dropFirst())) }
+        if arguments.first == testbedCommand {
+            registerDeferredConformances()
+            testbedMain(Array(arguments.dropFirst()))
+        }
         // `--version` answers before ArgumentParser builds its command tree: that costs
         // ~1 ms of first-time protocol-conformance lookups in a static binary
         // (docs/performance.md, "Start-up"). Same text as ArgumentParser prints.
@@ -62,7 +66,13 @@ struct Lockscope: ParsableCommand {
         }
         do {
             arguments = try negativeNumbersAsValues(arguments)
-            var command = try parseSnapshotCommand(arguments) ?? parseAsRoot(arguments)
+            var command: ParsableCommand
+            if let snapshot = parseSnapshotCommand(arguments) {
+                command = snapshot
+            } else {
+                registerDeferredConformances()
+                command = try parseAsRoot(arguments)
+            }
             try command.run()
         } catch {
             fail(error)
@@ -92,6 +102,8 @@ struct Lockscope: ParsableCommand {
 
     /// The message and exit code ArgumentParser gives `error`, escaped line by line.
     static func fail(_ error: Error) -> Never {
+        // ArgumentParser's error descriptions ask Foundation (LocalizedError).
+        registerDeferredConformances()
         let code = exitCode(for: error)
         let message = fullMessage(for: error)
         if !message.isEmpty {
@@ -104,6 +116,16 @@ struct Lockscope: ParsableCommand {
         }
         Glibc.exit(code.rawValue)
     }
+}
+
+/// The static release leaves the conformance records of the exporter's packages, of
+/// Foundation and of the Regex parser out of the set the Swift runtime scans on every
+/// conformance-cache miss (Sources/CLockscopeImage/deferred-conformances.ld): the
+/// snapshot commands, which run none of that code, start faster. Everything else
+/// registers them first, before it parses or prints anything. A no-op in builds linked
+/// without the script.
+func registerDeferredConformances() {
+    _ = cls_register_deferred_conformances()
 }
 
 /// ArgumentParser reads `--duration -1` as a missing value followed by an unknown
