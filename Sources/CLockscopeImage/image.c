@@ -47,6 +47,9 @@ struct cls_metadata_sections {
     struct cls_section_range accessible_functions;
     struct cls_section_range runtime_attributes;
     struct cls_section_range tests;
+    // Zeros where a later runtime may read sections appended to the structure: an
+    // empty range is skipped.
+    struct cls_section_range appended[8];
 };
 
 // Static: the runtime keeps the pointer for as long as the process runs.
