@@ -198,6 +198,7 @@ public struct LockStats: Sendable {
     }
 
     /// Ends a holding: the hold time goes to the lock and to the taker.
+    @inline(__always)
     mutating func release(_ hi: Int, at t: UInt64) -> (Holding, UInt64?) {
         let h = held.remove(at: hi)
         guard !h.preexisting else { return (h, nil) }
@@ -360,8 +361,7 @@ public struct LockAggregator: Sendable {
     @discardableResult
     public mutating func apply(_ event: KernelEvent) -> LockOperation? {
         let t = event.header.time
-        if firstEventTime == nil { firstEventTime = t }
-        if t > lastEventTime { lastEventTime = t }
+        noteTime(t)
         switch event {
         case .fork(let f):
             // A new thread of an existing process shares its tgid; only processes matter here,
@@ -384,6 +384,32 @@ public struct LockAggregator: Sendable {
         case .lock(let e):
             return e.tracepoint.isLease ? applyLease(e) : applyLock(e)
         }
+    }
+
+    @inline(__always)
+    mutating func noteTime(_ t: UInt64) {
+        if firstEventTime == nil { firstEventTime = t }
+        if t > lastEventTime { lastEventTime = t }
+    }
+
+    /// One raw record straight into the counters: the aggregator ends as
+    /// `apply(decoder.decode(header, raw: raw))` leaves it, but a flock or fcntl
+    /// record is decoded with the flat layout into the lock path, and the
+    /// `KernelEvent` and `LockOperation` nobody reads are never built (with
+    /// `applyLock` inlined, the operation's stores are dead code). The hot path
+    /// of `LockEventSource.drain(into:)`. False for a record the decoder does not know.
+    @inline(__always)
+    mutating func apply(_ header: SampleHeader, raw: UnsafeRawBufferPointer, decoder: EventDecoder) -> Bool {
+        let flat = decoder.flatLock(raw)
+        guard flat >= 0 else {
+            guard let event = decoder.decode(header, raw: raw) else { return false }
+            apply(event)
+            return true
+        }
+        let e = decoder.flatLocks[flat].decode(header, raw)
+        noteTime(header.time)
+        if e.tracepoint.isLease { _ = applyLease(e) } else { _ = applyLock(e) }
+        return true
     }
 
     mutating func exited(_ x: ExitEvent, at t: UInt64) -> LockOperation? {
@@ -416,6 +442,7 @@ public struct LockAggregator: Sendable {
         return last
     }
 
+    @inline(__always)
     mutating func applyLock(_ e: LockEvent) -> LockOperation? {
         // fcntl_setlk and locks_remove_posix repeat posix_lock_inode (see above).
         guard e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode else { return nil }
@@ -442,6 +469,7 @@ public struct LockAggregator: Sendable {
 }
 
 extension LockStats {
+    @inline(__always)
     mutating func apply(_ e: LockEvent, request: HeldRange, comm: InlineName, blockedBy: Int32?) -> LockOperation? {
         let pid = e.header.pid, t = e.header.time
         lastActivity = t
@@ -522,6 +550,7 @@ extension LockStats {
         }
     }
 
+    @inline(__always)
     mutating func granted(_ op: inout LockOperation, waited: UInt64, slot s: Int) -> LockOperation {
         contended += 1
         wait.record(nanoseconds: waited)

@@ -93,6 +93,90 @@ struct LockLayout: Sendable {
     }
 }
 
+/// A `FieldSlot` in the flat layout: read without a bounds check, once the
+/// record is known to be long enough. Size 0: the kernel has no such field.
+struct FlatSlot: Sendable {
+    var offset: UInt16 = 0
+    var size: UInt8 = 0
+    var isSigned = false
+
+    init() {}
+    /// Nil when the field cannot be read this way (a size other than 1, 2, 4 or
+    /// 8, which `FieldSlot.bits` reads as 0).
+    init?(_ slot: FieldSlot?) {
+        guard let slot else { return }
+        guard [1, 2, 4, 8].contains(slot.size), slot.offset >= 0, slot.offset + slot.size <= Int(UInt16.max) else { return nil }
+        offset = UInt16(slot.offset); size = UInt8(slot.size); isSigned = slot.isSigned
+    }
+
+    var end: Int { Int(offset) + Int(size) }
+
+    /// The same value `FieldSlot.bits` reads from a record at least `end` bytes long.
+    @inline(__always)
+    func bits(_ p: UnsafeRawPointer) -> UInt64 {
+        let at = Int(offset)
+        switch size {
+        case 8: return p.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+        case 4:
+            let v = p.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            return isSigned ? UInt64(bitPattern: Int64(Int32(bitPattern: v))) : UInt64(v)
+        case 2:
+            let v = p.loadUnaligned(fromByteOffset: at, as: UInt16.self)
+            return isSigned ? UInt64(bitPattern: Int64(Int16(bitPattern: v))) : UInt64(v)
+        case 1:
+            let v = p.load(fromByteOffset: at, as: UInt8.self)
+            return isSigned ? UInt64(bitPattern: Int64(Int8(bitPattern: v))) : UInt64(v)
+        default: return 0
+        }
+    }
+}
+
+/// A `LockLayout` as plain offsets (4 bytes a field, no optionals), for the
+/// records every flock/fcntl call produces: a record at least `minLength` long
+/// holds every field the kernel declares, so none needs a bounds check, and
+/// an absent field reads as its default. Shorter records take `LockLayout`.
+struct FlatLockLayout: Sendable {
+    var tracepoint: LockTracepoint
+    var ino: FlatSlot, dev: FlatSlot, pid: FlatSlot, owner: FlatSlot, flags: FlatSlot, type: FlatSlot
+    var start: FlatSlot, end: FlatSlot, ret: FlatSlot, blocker: FlatSlot, fl: FlatSlot
+    var writers: FlatSlot, readers: FlatSlot
+    var minLength: Int
+
+    init?(_ tracepoint: LockTracepoint, _ l: LockLayout) {
+        guard let ino = FlatSlot(l.ino), let dev = FlatSlot(l.dev), let pid = FlatSlot(l.pid),
+              let owner = FlatSlot(l.owner), let flags = FlatSlot(l.flags), let type = FlatSlot(l.type),
+              let start = FlatSlot(l.start), let end = FlatSlot(l.end), let ret = FlatSlot(l.ret),
+              let blocker = FlatSlot(l.blocker), let fl = FlatSlot(l.fl), let writers = FlatSlot(l.writers),
+              let readers = FlatSlot(l.readers) else { return nil }
+        self.tracepoint = tracepoint
+        self.ino = ino; self.dev = dev; self.pid = pid; self.owner = owner; self.flags = flags; self.type = type
+        self.start = start; self.end = end; self.ret = ret; self.blocker = blocker; self.fl = fl
+        self.writers = writers; self.readers = readers
+        minLength = [ino, dev, pid, owner, flags, type, start, end, ret, blocker, fl, writers, readers].map(\.end).max() ?? 0
+    }
+
+    /// What `EventDecoder.decode` returns for the record (`raw.count >= minLength`).
+    @inline(__always)
+    func decode(_ header: SampleHeader, _ raw: UnsafeRawBufferPointer) -> LockEvent {
+        let p = raw.baseAddress!
+        let dev = UInt32(truncatingIfNeeded: self.dev.bits(p))
+        return LockEvent(
+            header: header, tracepoint: tracepoint,
+            file: FileIdentity(major: dev >> 20, minor: dev & 0xfffff, inode: ino.bits(p)),
+            lockPid: UInt32(truncatingIfNeeded: pid.bits(p)),
+            owner: owner.bits(p),
+            flags: LockFlags(rawValue: UInt32(truncatingIfNeeded: flags.bits(p))),
+            type: LockType(rawValue: type.size == 0 ? 1 : UInt8(truncatingIfNeeded: type.bits(p))),
+            start: Int64(bitPattern: start.bits(p)),
+            end: end.size == 0 ? Int64.max : Int64(bitPattern: end.bits(p)),
+            ret: Int32(truncatingIfNeeded: Int64(bitPattern: ret.bits(p))),
+            blocker: blocker.bits(p),
+            lock: fl.bits(p),
+            writers: Int32(truncatingIfNeeded: writers.bits(p)),
+            readers: Int32(truncatingIfNeeded: readers.bits(p)))
+    }
+}
+
 /// `leases_conflict` (include/trace/events/filelock.h, Linux 5.8+): `lease`,
 /// `breaker` (addresses), `l_fl_flags` (the lease's), `b_fl_type` (the
 /// breaker's request: F_WRLCK for an open for writing), `conflict`.
@@ -154,6 +238,11 @@ public struct EventDecoder: Sendable {
     }
     /// Layouts indexed by `id - firstId`: one array load per record, no hashing.
     var entries: [Entry?] = []
+    /// Also by `id - firstId`: the index in `flatLocks` of a lock tracepoint's flat
+    /// layout, or -1 (not a lock tracepoint, or a field the flat layout cannot read).
+    /// Kept apart from `entries` so the hot path copies no `Entry` payload.
+    var flatIndex: [Int16] = []
+    var flatLocks: [FlatLockLayout] = []
     var firstId: Int = 0
     var commonType: FieldSlot
 
@@ -179,7 +268,25 @@ public struct EventDecoder: Sendable {
         if let lo = byId.keys.min(), let hi = byId.keys.max() {
             firstId = Int(lo)
             entries = (Int(lo)...Int(hi)).map { byId[UInt16($0)] }
+            var flats: [FlatLockLayout] = []
+            flatIndex = entries.map { entry -> Int16 in
+                guard case .lock(let tp, let layout)? = entry, let flat = FlatLockLayout(tp, layout) else { return -1 }
+                flats.append(flat)
+                return Int16(flats.count - 1)
+            }
+            flatLocks = flats
         }
+    }
+
+    /// The index in `flatLocks` of the record's layout when its tracepoint is a
+    /// lock tracepoint and it is long enough to be read flat; else -1.
+    @inline(__always)
+    func flatLock(_ raw: UnsafeRawBufferPointer) -> Int {
+        let index = Int(tracepointId(raw)) &- firstId
+        guard index >= 0, index < flatIndex.count else { return -1 }
+        let f = Int(flatIndex[index])
+        guard f >= 0, raw.count >= flatLocks[f].minLength else { return -1 }
+        return f
     }
 
     /// The tracepoint id a raw record starts with (`common_type`).
@@ -190,6 +297,15 @@ public struct EventDecoder: Sendable {
 
     /// Decodes one raw record; nil for a tracepoint this decoder was not built for.
     public func decode(_ header: SampleHeader, raw: UnsafeRawBufferPointer) -> KernelEvent? {
+        let flat = flatLock(raw)
+        if flat >= 0 { return .lock(flatLocks[flat].decode(header, raw)) }
+        return decodeByField(header, raw: raw)
+    }
+
+    /// `decode` one field at a time, each checked against the record's length:
+    /// every record the flat layouts do not take (sched events, leases_conflict,
+    /// truncated records).
+    func decodeByField(_ header: SampleHeader, raw: UnsafeRawBufferPointer) -> KernelEvent? {
         let index = Int(tracepointId(raw)) - firstId
         guard index >= 0, index < entries.count, let entry = entries[index] else { return nil }
         switch entry {

@@ -66,16 +66,56 @@ public final class LockEventSource {
     /// Decodes and delivers every pending event in time order (see `PerfSession.drain`).
     @discardableResult
     public func drain(everything: Bool = false, _ body: (KernelEvent) -> Void) -> Int {
-        let decoder = self.decoder
-        var missed: UInt64 = 0
-        let n = session.drain(everything: everything) { sample in
-            if let e = decoder.decode(sample.header, raw: sample.raw) { body(e) } else { missed += 1 }
+        withoutActuallyEscaping(body) { body in
+            var consumer = DecodingConsumer(decoder: decoder, body: body)
+            let n = session.drainSamples(everything: everything, into: &consumer)
+            undecoded += consumer.missed
+            return n
         }
-        undecoded += missed
-        return n
+    }
+
+    /// Decodes every pending event straight into `aggregator`, in time order: the
+    /// aggregator ends exactly as `drain { aggregator.apply($0) }` leaves it, for a
+    /// fraction of the cost (no `KernelEvent`, no `LockOperation`, no closure call
+    /// per event; docs/performance.md, "watch"). For a consumer that needs only the
+    /// counters (watch without `--events`). Returns the number of samples delivered.
+    @discardableResult
+    public func drain(everything: Bool = false, into aggregator: inout LockAggregator) -> Int {
+        let decoder = self.decoder
+        return withUnsafeMutablePointer(to: &aggregator) { target in
+            var consumer = AggregatingConsumer(aggregator: target, decoder: decoder)
+            let n = session.drainSamples(everything: everything, into: &consumer)
+            undecoded += consumer.missed
+            return n
+        }
     }
 
     public func close() { session.close() }
+}
+
+/// Decodes samples for the closure-taking `drain` (one closure call per event).
+struct DecodingConsumer: SampleConsumer {
+    let decoder: EventDecoder
+    let body: (KernelEvent) -> Void
+    var missed: UInt64 = 0
+
+    @inline(__always)
+    mutating func consume(_ header: SampleHeader, raw: UnsafeRawBufferPointer) {
+        if let e = decoder.decode(header, raw: raw) { body(e) } else { missed += 1 }
+    }
+}
+
+/// Feeds samples to an aggregator the caller holds `inout` for the whole drain
+/// (a pointer: no copy of the aggregator, no access check per sample).
+struct AggregatingConsumer: SampleConsumer {
+    let aggregator: UnsafeMutablePointer<LockAggregator>
+    let decoder: EventDecoder
+    var missed: UInt64 = 0
+
+    @inline(__always)
+    mutating func consume(_ header: SampleHeader, raw: UnsafeRawBufferPointer) {
+        if !aggregator.pointee.apply(header, raw: raw, decoder: decoder) { missed += 1 }
+    }
 }
 
 extension LockEventSource {

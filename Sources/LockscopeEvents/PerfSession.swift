@@ -75,6 +75,49 @@ final class PerfRing {
     }
 
     func publishTail() { cls_perf_ring_set_tail(base, cursor) }
+
+    /// The sample at `cursor` once `findSample` ran (valid until the cursor moves,
+    /// or until the next `peek` when it was copied into `scratch`), and its time.
+    var sample = UnsafeRawBufferPointer(start: nil, count: 0)
+    var sampleTime: UInt64 = 0
+    var hasSample = false
+
+    /// Moves the cursor to the next complete sample before the head snapshot,
+    /// consuming the other records on the way (PERF_RECORD_LOST adds to `lost`).
+    @inline(__always)
+    func findSample(lost: inout UInt64) {
+        while let (type, rec) = peek() {
+            if type == 9 /* PERF_RECORD_SAMPLE */ {
+                // u64 header | u32 pid, u32 tid | u64 time | u32 cpu, u32 res | u32 size, raw
+                if rec.count >= 36 {
+                    sample = rec
+                    sampleTime = rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+                    hasSample = true
+                    return
+                }
+            } else if type == 2 /* PERF_RECORD_LOST: u64 id, u64 lost */, rec.count >= 24 {
+                lost += rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+            }
+            cursor += UInt64(rec.count)
+        }
+        hasSample = false
+    }
+}
+
+/// Where `PerfSession.drainSamples` delivers: a protocol rather than a closure, so
+/// a consumer in this module (watch's aggregator) is specialized into the loop
+/// and costs no indirect call per sample.
+protocol SampleConsumer {
+    mutating func consume(_ header: SampleHeader, raw: UnsafeRawBufferPointer)
+}
+
+/// The closure-taking `drain`'s consumer.
+struct ClosureConsumer: SampleConsumer {
+    let body: (PerfSample) -> Void
+    @inline(__always)
+    mutating func consume(_ header: SampleHeader, raw: UnsafeRawBufferPointer) {
+        body(PerfSample(header: header, raw: raw))
+    }
 }
 
 /// What the events are bound to.
@@ -203,6 +246,15 @@ public final class PerfSession {
         pollFds = rings.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
     }
 
+    /// Rings mapped by the caller: tests drain rings laid out in a file as the
+    /// kernel lays them out.
+    init(rings: [PerfRing]) {
+        cpus = rings.map(\.cpu)
+        self.rings = rings
+        fds = []
+        pollFds = []
+    }
+
     deinit { close() }
 
     public func enable() throws(EventsError) {
@@ -237,52 +289,56 @@ public final class PerfSession {
     /// Returns the number of samples delivered.
     @discardableResult
     public func drain(everything: Bool = false, _ body: (PerfSample) -> Void) -> Int {
-        let horizon: UInt64 = everything ? UInt64.max : UInt64(max(0, MonotonicClock.nanoseconds)) &- reorderWindow
-        for ring in rings { ring.head = cls_perf_ring_head(ring.base) }
-        var delivered = 0
-        while true {
-            // The ring whose next sample is oldest; other record types are consumed on the way.
-            var best: PerfRing?
-            var bestTime = UInt64.max
-            var bestSample: PerfSample?
-            for ring in rings {
-                while let (type, rec) = ring.peek() {
-                    if type == 9 /* PERF_RECORD_SAMPLE */ {
-                        // u64 header | u32 pid, u32 tid | u64 time | u32 cpu, u32 res | u32 size, raw
-                        guard rec.count >= 36 else { ring.cursor += UInt64(rec.count); continue }
-                        let time = rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-                        if time < bestTime {
-                            let rawSize = Int(rec.loadUnaligned(fromByteOffset: 32, as: UInt32.self))
-                            let raw = UnsafeRawBufferPointer(rebasing: rec[36..<min(rec.count, 36 + rawSize)])
-                            let h = SampleHeader(time: time, cpu: rec.loadUnaligned(fromByteOffset: 24, as: UInt32.self),
-                                                 pid: rec.loadUnaligned(fromByteOffset: 8, as: Int32.self),
-                                                 tid: rec.loadUnaligned(fromByteOffset: 12, as: Int32.self))
-                            // The scratch buffer is per ring, so a wrapped record stays valid
-                            // while other rings are peeked.
-                            best = ring; bestTime = time; bestSample = PerfSample(header: h, raw: raw)
-                        }
-                        break
-                    }
-                    if type == 2 /* PERF_RECORD_LOST: u64 id, u64 lost */, rec.count >= 24 {
-                        lostRecords += rec.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-                    }
-                    ring.cursor += UInt64(rec.count)
-                }
-            }
-            guard let ring = best, let sample = bestSample, bestTime <= horizon else { break }
-            body(sample)
-            delivered += 1
-            ring.cursor += UInt64(Self.recordSize(ring))
+        withoutActuallyEscaping(body) { body in
+            var consumer = ClosureConsumer(body: body)
+            return drainSamples(everything: everything, into: &consumer)
         }
-        for ring in rings { ring.publishTail() }
-        samples += UInt64(delivered)
-        return delivered
     }
 
+    /// `drain` for a consumer of this module. A k-way merge by timestamp that
+    /// delivers a run of samples from the oldest ring until its next one is newer
+    /// than the next of another ring (ties go to the ring listed first, as one
+    /// sample at a time would): a workload on one CPU is drained in one run,
+    /// without looking at the other rings per sample.
     @inline(__always)
-    static func recordSize(_ ring: PerfRing) -> Int {
-        let start = Int(ring.cursor & (ring.dataSize - 1))
-        return Int(ring.data.load(fromByteOffset: start + 6, as: UInt16.self))
+    func drainSamples<Consumer: SampleConsumer>(everything: Bool, into consumer: inout Consumer) -> Int {
+        let horizon: UInt64 = everything ? UInt64.max : UInt64(max(0, MonotonicClock.nanoseconds)) &- reorderWindow
+        var lost: UInt64 = 0
+        for ring in rings {
+            ring.head = cls_perf_ring_head(ring.base)
+            ring.findSample(lost: &lost)
+        }
+        var delivered = 0
+        while true {
+            // The ring whose next sample is oldest, and the runner-up.
+            var best = -1, next = -1
+            for i in rings.indices where rings[i].hasSample {
+                let t = rings[i].sampleTime
+                if best < 0 || t < rings[best].sampleTime { next = best; best = i }
+                else if next < 0 || t < rings[next].sampleTime { next = i }
+            }
+            guard best >= 0 else { break }
+            let ring = rings[best]
+            guard ring.sampleTime <= horizon else { break }
+            let limit = next >= 0 ? rings[next].sampleTime : UInt64.max
+            let winsTies = next < 0 || best < next
+            repeat {
+                let rec = ring.sample
+                let rawSize = Int(rec.loadUnaligned(fromByteOffset: 32, as: UInt32.self))
+                let header = SampleHeader(time: ring.sampleTime, cpu: rec.loadUnaligned(fromByteOffset: 24, as: UInt32.self),
+                                          pid: rec.loadUnaligned(fromByteOffset: 8, as: Int32.self),
+                                          tid: rec.loadUnaligned(fromByteOffset: 12, as: Int32.self))
+                consumer.consume(header, raw: UnsafeRawBufferPointer(rebasing: rec[36..<min(rec.count, 36 + rawSize)]))
+                delivered += 1
+                ring.cursor += UInt64(rec.count)
+                ring.findSample(lost: &lost)
+            } while ring.hasSample && ring.sampleTime <= horizon
+                && (ring.sampleTime < limit || (ring.sampleTime == limit && winsTies))
+        }
+        for ring in rings { ring.publishTail() }
+        lostRecords += lost
+        samples += UInt64(delivered)
+        return delivered
     }
 
     /// `/sys/devices/system/cpu/online`: `0-3,6`.
