@@ -394,12 +394,14 @@ public struct LockAggregator: Sendable {
 
     /// One raw record straight into the counters: the aggregator ends as
     /// `apply(decoder.decode(header, raw: raw))` leaves it, but a flock or fcntl
-    /// record is decoded with the flat layout into the lock path, and the
-    /// `KernelEvent` and `LockOperation` nobody reads are never built (with
-    /// `applyLock` inlined, the operation's stores are dead code). The hot path
-    /// of `LockEventSource.drain(into:)`. False for a record the decoder does not know.
+    /// record is decoded with the flat layout into the lock path, no `KernelEvent`
+    /// is built, and the operation is written into `scratch` (kept by the caller
+    /// for the whole drain) instead of a 150-byte `LockOperation?` returned and
+    /// copied per event. The hot path of `LockEventSource.drain(into:)`. False for
+    /// a record the decoder does not know.
     @inline(__always)
-    mutating func apply(_ header: SampleHeader, raw: UnsafeRawBufferPointer, decoder: EventDecoder) -> Bool {
+    mutating func apply(_ header: SampleHeader, raw: UnsafeRawBufferPointer, decoder: EventDecoder,
+                        scratch: inout LockOperation) -> Bool {
         let flat = decoder.flatLock(raw)
         guard flat >= 0 else {
             guard let event = decoder.decode(header, raw: raw) else { return false }
@@ -408,7 +410,7 @@ public struct LockAggregator: Sendable {
         }
         let e = decoder.flatLocks[flat].decode(header, raw)
         noteTime(header.time)
-        if e.tracepoint.isLease { _ = applyLease(e) } else { _ = applyLock(e) }
+        if e.tracepoint.isLease { _ = applyLease(e) } else { _ = applyLock(e, into: &scratch) }
         return true
     }
 
@@ -442,18 +444,24 @@ public struct LockAggregator: Sendable {
         return last
     }
 
-    @inline(__always)
     mutating func applyLock(_ e: LockEvent) -> LockOperation? {
+        var op = LockOperation.blank
+        return applyLock(e, into: &op) ? op : nil
+    }
+
+    /// Applies a flock/fcntl event; true when it meant something for a lock, which
+    /// is then described in `op` (written in place: the hot path keeps one).
+    mutating func applyLock(_ e: LockEvent, into op: inout LockOperation) -> Bool {
         // fcntl_setlk and locks_remove_posix repeat posix_lock_inode (see above).
-        guard e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode else { return nil }
+        guard e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode else { return false }
         let pid = e.header.pid
         learn(pid)
         let kind = LockKind(flags: e.flags, tracepoint: e.tracepoint)
         let key = LockKey(file: e.file, kind: kind)
         // Unlocking what was not held (the close after a failed LOCK_NB): no change.
-        guard let i = slot(key, create: e.type != .unlock) else { return nil }
+        guard let i = slot(key, create: e.type != .unlock) else { return false }
         findPath(i, pid: pid)
-        if e.type == .unlock && table[i].holdingIndex(e.owner) == nil { return nil }
+        if e.type == .unlock && table[i].holdingIndex(e.owner) == nil { return false }
         let request = kind == .flock ? HeldRange.whole(e.type) : HeldRange(start: e.start, end: e.end, type: e.type)
         var blockedBy: Int32?
         if e.ret != 0 && e.type != .unlock {
@@ -464,20 +472,23 @@ public struct LockAggregator: Sendable {
                 blockedBy = table[other].blocker(of: request, owner: e.owner)?.pid
             }
         }
-        return table[i].apply(e, request: request, comm: lastComm, blockedBy: blockedBy)
+        op.time = e.header.time; op.pid = pid; op.comm = lastComm; op.lock = key; op.type = e.type
+        op.outcome = .acquired; op.waited = nil; op.held = nil; op.blockedBy = blockedBy
+        op.range = request.isWholeFile ? nil : request
+        op.brokenBy = nil; op.breakNanoseconds = nil; op.resolution = nil
+        return table[i].apply(e, request: request, comm: lastComm, into: &op)
     }
 }
 
 extension LockStats {
+    /// Applies the event to this lock; false when it changed nothing. `op` comes
+    /// filled as an acquisition by `pid` and is corrected to what happened.
     @inline(__always)
-    mutating func apply(_ e: LockEvent, request: HeldRange, comm: InlineName, blockedBy: Int32?) -> LockOperation? {
+    mutating func apply(_ e: LockEvent, request: HeldRange, comm: InlineName, into op: inout LockOperation) -> Bool {
         let pid = e.header.pid, t = e.header.time
         lastActivity = t
-        var op = LockOperation(time: t, pid: pid, comm: comm, lock: key, type: e.type, outcome: .acquired,
-                               waited: nil, held: nil, blockedBy: blockedBy)
-        if !request.isWholeFile { op.range = request }
         if e.type == .unlock {
-            guard e.ret == 0, let hi = holdingIndex(e.owner) else { return nil }
+            guard e.ret == 0, let hi = holdingIndex(e.owner) else { return false }
             if held[hi].more.isEmpty && request.start <= held[hi].range.start && request.end >= held[hi].range.end {
                 // Everything it held is unlocked (the common case: no range arithmetic).
             } else {
@@ -486,7 +497,7 @@ extension LockStats {
                     held[hi].range = first
                     held[hi].more = Array(left.dropFirst())
                     op.outcome = .released
-                    return op  // part of its ranges: still holding
+                    return true  // part of its ranges: still holding
                 }
             }
             let (h, d) = release(hi, at: t)
@@ -496,7 +507,7 @@ extension LockStats {
             op.held = d
             op.pid = h.pid
             op.comm = h.comm
-            return op
+            return true
         }
         let s = slot(pid, comm)
         switch e.ret {
@@ -504,7 +515,7 @@ extension LockStats {
             if waitingIndex(e.owner) == nil { queued.append(Waiting(owner: e.owner, pid: pid, since: t, range: request)) }
             processList[s].attempted(at: t)
             op.outcome = .queued
-            return op
+            return true
         case 0:
             let wi = waitingIndex(e.owner)
             if let hi = holdingIndex(e.owner) {
@@ -516,23 +527,25 @@ extension LockStats {
                     held[hi].range = now[0]
                     held[hi].more = Array(now.dropFirst())
                 }
-                guard let wi else { return nil }
+                guard let wi else { return false }
                 // It had to wait for the new range: a contended acquisition.
                 let w = queued.remove(at: wi)
                 acquisitions += 1
                 processList[s].acquisitions += 1
-                return granted(&op, waited: t &- w.since, slot: s)
+                granted(&op, waited: t &- w.since, slot: s)
+                return true
             }
             held.append(Holding(owner: e.owner, pid: pid, comm: comm, since: t, range: request))
             acquisitions += 1
             processList[s].acquisitions += 1
             if let wi {
                 let w = queued.remove(at: wi)
-                return granted(&op, waited: t &- w.since, slot: s)
+                granted(&op, waited: t &- w.since, slot: s)
+                return true
             }
             processList[s].attempted(at: t)
             op.outcome = .acquired
-            return op
+            return true
         default:
             if let wi = waitingIndex(e.owner) {
                 // A queued request that ended in an error (-EINTR, -ERESTARTSYS, -EDEADLK).
@@ -540,18 +553,18 @@ extension LockStats {
                 abandonedWaits += 1
                 op.outcome = .abandoned
                 op.waited = t &- w.since
-                return op
+                return true
             }
             failedAttempts += 1
             processList[s].failedAttempts += 1
             processList[s].attempted(at: t)
             op.outcome = .failed(errno: -e.ret)
-            return op
+            return true
         }
     }
 
     @inline(__always)
-    mutating func granted(_ op: inout LockOperation, waited: UInt64, slot s: Int) -> LockOperation {
+    mutating func granted(_ op: inout LockOperation, waited: UInt64, slot s: Int) {
         contended += 1
         wait.record(nanoseconds: waited)
         processList[s].waits += 1
@@ -559,6 +572,5 @@ extension LockStats {
         op.outcome = .granted
         op.waited = waited
         op.blockedBy = nil
-        return op
     }
 }

@@ -187,7 +187,8 @@ extension LockAggregator {
             let s = table[i].slot(pid, lastComm)
             var op = LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: w.range.type, outcome: .granted,
                                    waited: nil, held: nil, blockedBy: nil)
-            return table[i].granted(&op, waited: t &- w.since, slot: s)
+            table[i].granted(&op, waited: t &- w.since, slot: s)
+            return op
         default:
             return nil
         }

@@ -111,10 +111,12 @@ struct AggregatingConsumer: SampleConsumer {
     let aggregator: UnsafeMutablePointer<LockAggregator>
     let decoder: EventDecoder
     var missed: UInt64 = 0
+    /// Where the aggregator writes the operations nobody reads.
+    var scratch = LockOperation.blank
 
     @inline(__always)
     mutating func consume(_ header: SampleHeader, raw: UnsafeRawBufferPointer) {
-        if !aggregator.pointee.apply(header, raw: raw, decoder: decoder) { missed += 1 }
+        if !aggregator.pointee.apply(header, raw: raw, decoder: decoder, scratch: &scratch) { missed += 1 }
     }
 }
 

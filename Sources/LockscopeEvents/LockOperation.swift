@@ -49,6 +49,11 @@ public struct LockOperation: Sendable, Hashable {
     public var breakNanoseconds: UInt64? = nil
     /// Leases: how a broken lease went (`LeaseBreak.Resolution`).
     public var resolution: LeaseBreak.Resolution? = nil
+
+    /// A value for the aggregator to write an operation into.
+    static let blank = LockOperation(time: 0, pid: 0, comm: InlineName(),
+                                     lock: LockKey(file: FileIdentity(major: 0, minor: 0, inode: 0), kind: .unknown),
+                                     type: .write, outcome: .acquired, waited: nil, held: nil, blockedBy: nil)
 }
 
 extension LockKind {

@@ -28,10 +28,11 @@ import Testing
         let decoder = try EventDecoder(formats: try fixtureFormats(fixture))
         let file = FileIdentity(major: 0xfe, minor: 0, inode: 16222403)
         var general = LockAggregator(paths: [file: "/tmp/lock"]), direct = general
+        var scratch = LockOperation.blank
         for (h, bytes) in try fixtureRecords(fixture) {
             bytes.withUnsafeBytes { raw in
                 if let e = decoder.decode(h, raw: raw) { general.apply(e) }
-                let known = direct.apply(h, raw: raw, decoder: decoder)
+                let known = direct.apply(h, raw: raw, decoder: decoder, scratch: &scratch)
                 #expect(known)
             }
         }
