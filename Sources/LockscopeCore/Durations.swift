@@ -53,3 +53,9 @@ public func shortTimeText(_ s: Double) -> String {
     if s >= 0.001 { return formatDecimal(s * 1e3, places: s >= 0.1 ? 0 : 1) + " ms" }
     return formatDecimal(s * 1e6, places: 0) + " µs"
 }
+
+/// A wait in prose: `41 s` for an estimate (a process's age), `exactly 1.23 s` when
+/// lock events measured it.
+public func waitText(_ w: WaitDuration) -> String {
+    w.source == .event ? "exactly " + secondsText(w.seconds) : durationText(w.seconds)
+}

@@ -128,6 +128,10 @@ public struct Holder: Sendable, Hashable {
     public var process: ProcessFacts?
     /// The file's path as this process sees it, when it is in another mount namespace and that path differs.
     public var pathInNamespace: String? = nil
+    /// Seconds it has held the lock, exact: its grant (ret 0 of `flock_lock_inode` /
+    /// `posix_lock_inode`) was seen in the kernel's lock events during the window,
+    /// measured to the window's end. Nil when the grant was not seen (taken earlier).
+    public var heldSeconds: Double? = nil
 
     public init(pid: Int32, fd: Int32?, isOwner: Bool, process: ProcessFacts? = nil) {
         self.pid = pid
@@ -143,9 +147,33 @@ public enum WaiterSource: String, Sendable, Hashable {
     case kernel
     /// A thread whose current syscall is a blocking lock call on an fd to the file (e.g. OFD waiters).
     case syscall
-    /// Seen by kernel lock events during a window, after the snapshot: an opener
-    /// whose open() began breaking a lease (`diagnose --window`).
-    case events
+    /// Seen by kernel lock events during a window (`diagnose --window`, `waiters --window`),
+    /// after the snapshot was read: queued then (FILE_LOCK_DEFERRED), or an opener
+    /// whose open() began breaking a lease.
+    case event
+}
+
+/// How long a waiter has waited, and how that is known.
+public struct WaitDuration: Sendable, Hashable {
+    public enum Source: String, Sendable, Hashable {
+        /// Exact: its queueing was seen in the kernel's lock events during the window
+        /// (`Waiter.waitedSeconds`), measured to the window's end.
+        case event
+        /// The waiting process's age when scanned: an upper bound (it may have started
+        /// long before it queued), all a snapshot can tell.
+        case estimate
+    }
+    public var seconds: Double
+    public var source: Source
+    public init(seconds: Double, source: Source) {
+        self.seconds = seconds
+        self.source = source
+    }
+
+    /// The longest of `waits` (an estimate wins a tie: it is the weaker claim).
+    public static func longest(_ waits: [WaitDuration]) -> WaitDuration? {
+        waits.max { ($0.seconds, $0.source == .estimate ? 1 : 0) < ($1.seconds, $1.source == .estimate ? 1 : 0) }
+    }
 }
 
 /// A process (thread) blocked in the kernel waiting for a lock.
@@ -166,6 +194,16 @@ public struct Waiter: Sendable, Hashable {
     public var queuePosition: Int
     public var source: WaiterSource
     public var process: ProcessFacts?
+    /// Seconds it has waited, exact: the kernel's lock events saw it queue (FILE_LOCK_DEFERRED)
+    /// during the window, measured to the window's end. Nil when that was not seen (it
+    /// queued before the window, or no events were read).
+    public var waitedSeconds: Double? = nil
+
+    /// Its wait: exact from lock events when they saw it queue, else its process's age.
+    public var wait: WaitDuration? {
+        if let waitedSeconds { return WaitDuration(seconds: waitedSeconds, source: .event) }
+        return process?.ageSeconds.map { WaitDuration(seconds: $0, source: .estimate) }
+    }
 
     public init(pid: Int32, tid: Int32?, fd: Int32?, kind: LockKind, access: LockAccess, start: Int64, end: Int64?,
                 blockedBy: Int32?, directBlocker: Int32?, queuePosition: Int, source: WaiterSource,

@@ -200,17 +200,22 @@ public struct Diagnoser: Sendable {
         if let lockEvents, window > 0 {
             // Recorded while the sampler runs: the same window.
             let before = Set(report.openers.map { OpenerKey(pid: $0.pid, file: $0.file) })
+            // Without targets: every lock, so that a process queued during the window finds
+            // the lock it waits for (the uncontended ones are dropped again below).
+            if targets == nil, let global { report.locks = global.locks }
             result = lockEvents.observe(files: targets?.map(\.file), report: &report,
                                         facts: { reader.facts(of: $0, withThreads: false) }, during: sample,
                                         seen: { leaseBreaks = $0.leaseBreaks })
             // A lease whose break began in the window is contended too.
             let breaking = Set(leaseBreaks.filter { $0.deadlineSetSecondsAgo != nil }.map(\.file))
+            // Queued during the window: named like the snapshot's waiters.
+            for l in report.locks { l.waiters.forEach { remember($0.process) } }
             // Without targets: a lock only pollers want is contended too (its holder matters).
-            if targets == nil, let global {
+            if targets == nil {
                 let polled = Set(report.openers.filter { !before.contains(OpenerKey(pid: $0.pid, file: $0.file)) }.map(\.file))
-                let listed = Set(report.locks.compactMap(\.file))
-                report.locks += global.locks.filter { l in
-                    l.file.map { (polled.contains($0) || (l.kind == .lease && breaking.contains($0))) && !listed.contains($0) } ?? false
+                report.locks = report.locks.filter { l in
+                    !l.waiters.isEmpty
+                        || (l.file.map { polled.contains($0) || (l.kind == .lease && breaking.contains($0)) } ?? false)
                 }
                 let locked = Set(report.locks.compactMap(\.file))
                 report.openers.removeAll { !locked.contains($0.file) }

@@ -65,14 +65,22 @@ public struct LockDiagnosis: Sendable, Hashable {
     public var blockedCount: Int
     /// Openers seen attempting (caught in a non-blocking attempt, or refused in lock events).
     public var pollingCount: Int
-    /// The age of the oldest waiting process (an upper bound on its wait), seconds.
+    /// The longest wait, seconds: exact where lock events saw the waiter queue, else the
+    /// age of the waiting process (an upper bound on its wait).
     public var oldestWaitSeconds: Double?
+    /// How `oldestWaitSeconds` is known (nil with it).
+    public var oldestWaitSource: WaitDuration.Source? = nil
     /// True when the holder (or the end of its chain) could not be inspected.
     public var holderUninspectable: Bool
     /// What the lock means to the program that took it (SQLite, dpkg …), when recognised.
     public var lockProtocol: ProtocolReading? = nil
 
     public var waitingCount: Int { blockedCount + pollingCount }
+
+    /// `oldestWaitSeconds` with how it is known.
+    public var oldestWait: WaitDuration? {
+        oldestWaitSeconds.map { WaitDuration(seconds: $0, source: oldestWaitSource ?? .estimate) }
+    }
 }
 
 /// What `diagnose` concludes, as a value the renderers format.

@@ -36,18 +36,63 @@ public struct EventPoller: Sendable, Hashable {
     public var attempts: LockAttempts
 }
 
+/// A request still queued behind a lock when the window ended.
+public struct EventWait: Sendable, Hashable {
+    public var pid: Int32
+    public var file: FileIdentity
+    public var kind: LockKind
+    public var access: LockAccess
+    public var start: Int64
+    /// Nil: to the end of the file.
+    public var end: Int64?
+    /// The holder it queued behind, as the events saw it.
+    public var blockedBy: Int32?
+    /// From the first queueing seen (FILE_LOCK_DEFERRED) to the window's end.
+    public var seconds: Double
+    /// Whether the queueing seen began the wait (see `WaitStarts`).
+    public var certainty: WaitStarts.Start
+}
+
+extension LockAccess {
+    /// The access of an event's `fl_type` (F_RDLCK, F_WRLCK, F_UNLCK).
+    init(_ type: LockType) {
+        switch type {
+        case .read: self = .read
+        case .unlock: self = .unlock
+        default: self = .write
+        }
+    }
+}
+
+/// A lock held when the window ended whose grant the window saw.
+public struct EventHold: Sendable, Hashable {
+    public var pid: Int32
+    public var file: FileIdentity
+    public var kind: LockKind
+    /// From the grant to the window's end.
+    public var seconds: Double
+}
+
 public struct LockEventsObservation: Sendable {
     public var seconds: Double
     public var lostEvents: UInt64
     /// Processes that were refused at least once (LOCK_NB / F_SETLK conflicts).
     public var pollers: [EventPoller]
     /// Lease breaks still in progress when the recording stopped.
-    public var leaseBreaks: [EventLeaseBreak]
-    public init(seconds: Double, lostEvents: UInt64, pollers: [EventPoller], leaseBreaks: [EventLeaseBreak] = []) {
+    public var leaseBreaks: [EventLeaseBreak] = []
+    /// Requests still queued at the end, with how long they had waited.
+    public var waits: [EventWait] = []
+    /// Locks held at the end that were granted during the window (a new hold, not one
+    /// from before: see `WaitStarts.newHold`).
+    public var holds: [EventHold] = []
+    public init(seconds: Double, lostEvents: UInt64, pollers: [EventPoller], leaseBreaks: [EventLeaseBreak] = [],
+                waits: [EventWait] = [], holds: [EventHold] = []) {
         self.seconds = seconds
         self.lostEvents = lostEvents
         self.pollers = pollers
         self.leaseBreaks = leaseBreaks
+        self.waits = waits
+        self.holds = holds
     }
 }
 
@@ -75,6 +120,116 @@ public struct EventLeaseBreak: Sendable, Hashable {
         self.breakerComm = breakerComm
         self.write = write
         self.deadlineSetSecondsAgo = deadlineSetSecondsAgo
+    }
+}
+
+/// Which waits and holds the window saw begin, from the aggregator's operations
+/// and the raw events, so that a duration measured from an event is exact and
+/// not a wait from before the window that the events only saw resume.
+///
+/// fs/locks.c: a blocking request that conflicts is queued (`locks_insert_block()`)
+/// and `flock_lock_inode()` / `posix_lock_inode()` return FILE_LOCK_DEFERRED (1),
+/// which the `flock_lock_inode` / `posix_lock_inode` tracepoints report as `ret=1`
+/// (include/trace/events/filelock.h, `filelock_lock` class: `__entry->ret`). When a
+/// blocker goes away `locks_wake_up_blocks()` wakes its waiters and each loops in
+/// `flock_lock_inode_wait()` / `posix_lock_inode_wait()` calling the same function
+/// again: a waiter that loses the race is queued again and fires `ret=1` a second
+/// time. So the first `ret=1` of a process in the window is the start of its wait
+/// only when it cannot be such a retry: the window saw its previous request end
+/// (granted, refused, released, abandoned), it was forked during the window, or —
+/// for a process that was not waiting when the snapshot was read — no waiter on the
+/// file could have been woken yet (no request on it ended before, other than a refusal:
+/// an unlock, a grant, an interrupted wait all wake the waiters behind them).
+public struct WaitStarts: Sendable {
+    public enum Start: Sendable, Hashable {
+        /// Its previous request was seen ending, or it was forked in the window: the wait began here.
+        case seen
+        /// Its first request in the window, before any wake-up on the file: the wait
+        /// began here unless it was already queued when the window began.
+        case firstBeforeWakeups
+        /// It may have been woken and queued again: the wait may be older.
+        case unknown
+    }
+    struct Key: Hashable {
+        var lock: LockKey
+        var pid: Int32
+    }
+    /// Files on which a queued waiter may have been woken (a release, a grant, an abandoned wait).
+    var wakeups: Set<FileIdentity> = []
+    /// Requests whose end the window saw (the next one is a new request).
+    var ended: Set<Key> = []
+    /// The current wait of each (lock, pid): how its start is known, and who it queued behind.
+    var queued: [Key: (start: Start, blockedBy: Int32?)] = [:]
+    /// Processes seen unlocking a lock (raw `F_UNLCK` events, also of a hold from before
+    /// the window, which the aggregator does not report; a close that drops it fires one
+    /// too: `locks_remove_flock()`, `locks_remove_posix()`), and when first.
+    var unlocked: [LockKey: [Int32: UInt64]] = [:]
+
+    public init() {}
+
+    /// Takes one raw event and what the aggregator made of it.
+    public mutating func take(_ event: KernelEvent, _ op: LockOperation?) {
+        if case .lock(let e) = event, e.type == .unlock, e.ret == 0,
+           e.tracepoint == .flockLockInode || e.tracepoint == .posixLockInode {
+            // Also the unlock of a hold from before the window, of which the aggregator says nothing.
+            let key = LockKey(file: e.file, kind: LockKind(flags: e.flags, tracepoint: e.tracepoint))
+            if unlocked[key]?[e.header.pid] == nil { unlocked[key, default: [:]][e.header.pid] = e.header.time }
+            wakeups.insert(e.file)
+        }
+        guard let op else { return }
+        let key = Key(lock: op.lock, pid: op.pid)
+        switch op.outcome {
+        case .queued:
+            guard queued[key] == nil else { return }
+            let start: Start = ended.contains(key) ? .seen : (wakeups.contains(op.lock.file) ? .unknown : .firstBeforeWakeups)
+            queued[key] = (start, op.blockedBy)
+            return
+        case .granted, .abandoned:
+            queued[key] = nil
+        case .failed(let errno) where errno == EAGAIN || errno == EDEADLK:
+            // Refused at once: nobody was woken.
+            ended.insert(key)
+            return
+        case .acquired, .released, .failed:
+            // `.acquired` may be a waiter from before the window being granted, `.failed` one
+            // being interrupted (-ERESTARTSYS): either wakes the waiters queued behind it.
+            break
+        }
+        ended.insert(key)
+        wakeups.insert(op.lock.file)
+    }
+
+    /// What is still queued and held at `now`, from the aggregator's state (the
+    /// truth for who still waits) and what was seen begin.
+    public func outcome(_ agg: LockAggregator, now: UInt64) -> (waits: [EventWait], holds: [EventHold]) {
+        var waits: [EventWait] = []
+        var holds: [EventHold] = []
+        for stats in agg.table where stats.key.kind != .lease {
+            for w in stats.queued {
+                let key = Key(lock: stats.key, pid: w.pid)
+                var start = queued[key]?.start ?? .unknown
+                // Forked during the window: it cannot have queued before it.
+                if start != .seen, let born = agg.processes[w.pid]?.started, born <= w.since { start = .seen }
+                waits.append(EventWait(pid: w.pid, file: stats.key.file, kind: stats.key.kind, access: LockAccess(w.range.type),
+                                       start: w.range.start, end: w.range.end == .max ? nil : w.range.end,
+                                       blockedBy: queued[key]?.blockedBy, seconds: Double(now &- min(now, w.since)) / 1e9, certainty: start))
+            }
+            for h in stats.held where !h.preexisting && newHold(h, lock: stats.key, agg: agg) {
+                holds.append(EventHold(pid: h.pid, file: stats.key.file, kind: stats.key.kind, seconds: Double(now &- min(now, h.since)) / 1e9))
+            }
+        }
+        return (waits, holds)
+    }
+
+    /// Whether a holding the aggregator started in the window is a new hold. It starts
+    /// one at the first grant it sees for an owner, which for a hold from before the
+    /// window may be only a conversion or another byte range of it; the hold is new
+    /// when the window saw the taker unlock that lock (or close it) before the grant,
+    /// or the taker was forked in the window.
+    func newHold(_ h: Holding, lock: LockKey, agg: LockAggregator) -> Bool {
+        if let born = agg.processes[h.pid]?.started, born <= h.since { return true }
+        guard let at = unlocked[lock]?[h.pid] else { return false }
+        return at <= h.since
     }
 }
 
@@ -153,7 +308,7 @@ extension LockReport {
                 guard let pid = b.breaker, pid > 0, !locks[i].waiters.contains(where: { $0.pid == pid }) else { continue }
                 locks[i].waiters.append(Waiter(pid: pid, tid: nil, fd: nil, kind: .lease, access: b.write ? .write : .read,
                                                start: 0, end: nil, blockedBy: holder, directBlocker: holder,
-                                               queuePosition: locks[i].waiters.count + 1, source: .events, process: facts(pid)))
+                                               queuePosition: locks[i].waiters.count + 1, source: .event, process: facts(pid)))
             }
         }
     }
@@ -166,6 +321,8 @@ extension LockReport {
     /// its ancestor are dropped. `facts` names the added processes. Pure.
     public mutating func add(_ observation: LockEventsObservation, facts: (Int32) -> ProcessFacts?) {
         lockEvents = .observed(seconds: observation.seconds, lostEvents: observation.lostEvents)
+        addWaits(observation.waits, facts: facts)
+        addHolds(observation.holds)
         for p in observation.pollers {
             let onFile = locks.filter { $0.file == p.file }
             if onFile.contains(where: { l in l.holders.contains { $0.pid == p.pid } || l.waiters.contains { $0.pid == p.pid } }) {
@@ -179,6 +336,76 @@ extension LockReport {
             }
             openers.append(Opener(pid: p.pid, fd: nil, file: p.file, activity: .polling, process: facts(p.pid), attempts: p.attempts))
         }
+        demoteUnseenPollers(observation)
+    }
+
+    /// Exact waits where the events saw the wait begin. A waiter the snapshot lists
+    /// (it queued before the window) gets one only when the window saw its earlier
+    /// request end and a new one queue (`WaitStarts.Start.seen`): a first `ret=1` of
+    /// it may be the same wait queued again after a wake-up. A process that queued
+    /// during the window is added as a waiter (`source` `event`, no tid or fd) under
+    /// the snapshot's entry of that lock, with its exact wait unless it may have been
+    /// queued already (then its age, as for any waiter); it leaves `openers`. A wait on a
+    /// file the snapshot saw unlocked has no entry to go under and is left out.
+    mutating func addWaits(_ waits: [EventWait], facts: (Int32) -> ProcessFacts?) {
+        for w in waits.sorted(by: { ($0.seconds, $0.pid) > ($1.seconds, $1.pid) }) {
+            let family = locks.indices.filter { locks[$0].file == w.file && Self.sameFamily(locks[$0].kind, w.kind) }
+            var listed = false
+            for li in family {
+                guard let wi = locks[li].waiters.firstIndex(where: { $0.pid == w.pid }) else { continue }
+                if w.certainty == .seen { locks[li].waiters[wi].waitedSeconds = w.seconds }
+                listed = true
+                break
+            }
+            if listed { continue }
+            // Already a holder of the file (queued for another range, or a conversion): not a new waiter.
+            if family.contains(where: { li in locks[li].holders.contains { $0.pid == w.pid } }) { continue }
+            let byHolder = family.first { li in w.blockedBy.map { b in locks[li].holders.contains { $0.pid == b } } ?? false }
+            let byRange = family.first { li in locks[li].start <= (w.end ?? .max) && (locks[li].end ?? .max) >= w.start }
+            guard let li = byHolder ?? byRange ?? family.first else { continue }
+            let owner = locks[li].holders.first { $0.isOwner }?.pid ?? (locks[li].kernelPid > 0 ? locks[li].kernelPid : nil)
+            let opener = openers.first { $0.file == w.file && $0.pid == w.pid }
+            var waiter = Waiter(pid: w.pid, tid: nil, fd: opener?.fd, kind: w.kind, access: w.access, start: w.start, end: w.end,
+                                blockedBy: w.blockedBy ?? owner, directBlocker: nil,
+                                queuePosition: (locks[li].waiters.map(\.queuePosition).max() ?? 0) + 1, source: .event,
+                                process: opener?.process ?? facts(w.pid))
+            if w.certainty != .unknown { waiter.waitedSeconds = w.seconds }
+            locks[li].waiters.append(waiter)
+            openers.removeAll { $0.file == w.file && $0.pid == w.pid }
+        }
+    }
+
+    /// Exact hold times of the snapshot's holders whose grant the window saw (they
+    /// unlocked and took the lock again, or were forked in it): every holder of that
+    /// entry shares the lock, so each gets it.
+    mutating func addHolds(_ holds: [EventHold]) {
+        for h in holds {
+            for li in locks.indices where locks[li].file == h.file && locks[li].kind == h.kind
+                && locks[li].holders.contains(where: { $0.pid == h.pid && $0.isOwner }) {
+                for hi in locks[li].holders.indices { locks[li].holders[hi].heldSeconds = h.seconds }
+            }
+        }
+    }
+
+    /// With lock events that watched for at least `protocolRetrySeconds`, an opener the
+    /// snapshot called polling only because it slept with the file of a retrying lock
+    /// protocol, and of which the events saw no attempt, is idle (open, asleep): the
+    /// retry intervals of those protocols are at most a second (iptables -w's default
+    /// `-W` 1 s, apt's lock timeout 1 s, SQLite's busy handler ≤ 100 ms), so one that
+    /// polled would have been seen. One caught in the attempt itself stays polling.
+    mutating func demoteUnseenPollers(_ observation: LockEventsObservation) {
+        guard observation.seconds >= Self.protocolRetrySeconds else { return }
+        for i in openers.indices where openers[i].activity == .polling && openers[i].asleep && openers[i].attempts == nil {
+            openers[i].activity = .idle
+        }
+    }
+
+    /// The longest retry interval of the lock protocols whose sleepers are called polling.
+    static let protocolRetrySeconds = 1.0
+
+    /// flock locks and POSIX/OFD locks never conflict with each other; POSIX and OFD do.
+    static func sameFamily(_ a: LockKind, _ b: LockKind) -> Bool {
+        (a == .flock) == (b == .flock)
     }
 }
 
@@ -224,9 +451,9 @@ public struct KernelLockEvents: LockEventsProvider {
 final class KernelLockRecording: LockEventsRecording {
     let proc: ProcRoot
     let stopRequested = Atomic<Bool>(false)
-    /// When `stop()` was called (CLOCK_MONOTONIC ns): the end of the window, which
-    /// the lease clocks are given at (the thread notices up to 50 ms later).
-    let stopCalledAt = Atomic<UInt64>(0)
+    /// When `stop()` was called (CLOCK_MONOTONIC ns): the window's end, what durations
+    /// are measured to (not the drain after it, up to a poll timeout later).
+    let stoppedAt = Atomic<Int64>(0)
     let finished = DispatchSemaphore(value: 0)
     let result = Mutex<LockEventsObservation?>(nil)
 
@@ -239,21 +466,26 @@ final class KernelLockRecording: LockEventsRecording {
                                                         opening: { () throws(EventsError) in try LockEventSource(files: files) }) { source in
             let start = UInt64(MonotonicClock.nanoseconds)
             var aggregator = LockAggregator()
+            var starts = WaitStarts()
             aggregator.describeProcess = { pid in
                 guard let text = try? proc.readText("\(pid)/stat"), let stat = StatFields.parse(text) else { return nil }
                 return (stat.comm, stat.ppid)
             }
+            func take(_ e: KernelEvent) { starts.take(e, aggregator.apply(e)) }
             while !self.stopRequested.load(ordering: .acquiring) {
                 _ = source.wait(timeoutMilliseconds: 50)
-                source.drain { aggregator.apply($0) }
+                source.drain(take)
             }
             source.session.disable()
-            source.drain(everything: true) { aggregator.apply($0) }
-            let end = UInt64(MonotonicClock.nanoseconds)
-            let asOf = self.stopCalledAt.load(ordering: .acquiring)
-            let observation = LockEventsObservation(seconds: Double(end - start) / 1e9, lostEvents: source.lostEvents,
+            source.drain(everything: true, take)
+            // The events' clock is CLOCK_MONOTONIC (perf `use_clockid`, CLockscopeEvents), as this is.
+            let stopped = self.stoppedAt.load(ordering: .acquiring)
+            let end = UInt64(stopped > 0 ? stopped : MonotonicClock.nanoseconds)
+            let (waits, holds) = starts.outcome(aggregator, now: end)
+            let observation = LockEventsObservation(seconds: Double(end &- min(end, start)) / 1e9, lostEvents: source.lostEvents,
                                                     pollers: aggregator.pollers(now: end),
-                                                    leaseBreaks: aggregator.pendingLeaseBreaks(now: asOf == 0 ? end : asOf))
+                                                    leaseBreaks: aggregator.pendingLeaseBreaks(now: end),
+                                                    waits: waits, holds: holds)
             source.close()
             self.result.withLock { $0 = observation }
             self.finished.signal()
@@ -264,7 +496,7 @@ final class KernelLockRecording: LockEventsRecording {
     }
 
     func stop() -> LockEventsObservation {
-        stopCalledAt.store(UInt64(MonotonicClock.nanoseconds), ordering: .releasing)
+        stoppedAt.store(MonotonicClock.nanoseconds, ordering: .releasing)
         stopRequested.store(true, ordering: .releasing)
         finished.wait()
         return result.withLock { $0 } ?? LockEventsObservation(seconds: 0, lostEvents: 0, pollers: [])
@@ -297,16 +529,20 @@ public struct RecordedLockEvents: LockEventsProvider {
 
         func stop() -> LockEventsObservation {
             var agg = LockAggregator()
+            var starts = WaitStarts()
             agg.describeProcess = describe
             for e in events {
                 // The in-kernel filter's job: only lock events on the files (sched events always).
                 if case .lock(let l) = e, let files, !files.contains(l.file) { continue }
-                agg.apply(e)
+                starts.take(e, agg.apply(e))
             }
             let first = agg.firstEventTime ?? 0
+            // The window ends at the last event.
+            let (waits, holds) = starts.outcome(agg, now: agg.lastEventTime)
             return LockEventsObservation(seconds: Double(agg.lastEventTime &- first) / 1e9, lostEvents: 0,
                                          pollers: agg.pollers(now: agg.lastEventTime),
-                                         leaseBreaks: agg.pendingLeaseBreaks(now: agg.lastEventTime))
+                                         leaseBreaks: agg.pendingLeaseBreaks(now: agg.lastEventTime),
+                                         waits: waits, holds: holds)
         }
     }
 }

@@ -53,13 +53,15 @@ public struct RuleEngine: Sendable {
             findings = dedupe(findings)
             let blocked = Set(lock.waiters.map(\.pid)).count
             let polling = pollers.count
-            let ages = lock.waiters.compactMap { $0.process?.ageSeconds }
-                // A retry loop's shell is older than any wait of its attempts: its age says nothing.
-                + openers.filter { $0.activity == .polling && $0.attempts?.attemptCommand == nil }.compactMap { $0.process?.ageSeconds }
+            // Waiters: exact where lock events saw them queue, else their age; pollers: their age.
+            // A retry loop's shell is older than any wait of its attempts: its age says nothing.
+            let pollerAges = openers.filter { $0.activity == .polling && $0.attempts?.attemptCommand == nil }.compactMap { $0.process?.ageSeconds }
                 + walPollers.compactMap { ctx.facts[$0]?.ageSeconds }
+            let oldest = WaitDuration.longest(lock.waiters.compactMap(\.wait) + pollerAges.map { WaitDuration(seconds: $0, source: .estimate) })
             var result = LockDiagnosis(lock: lock, openers: openers, verdict: "", cause: cause, findings: findings,
-                                       blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: ages.max(),
+                                       blockedCount: blocked, pollingCount: polling, oldestWaitSeconds: oldest?.seconds,
                                        holderUninspectable: uninspectable)
+            result.oldestWaitSource = oldest?.source
             result.lockProtocol = reading
             result.verdict = VerdictWriter(ctx: ctx).verdict(for: result)
             lockResults.append(result)

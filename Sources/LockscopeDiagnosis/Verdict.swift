@@ -19,14 +19,14 @@ struct VerdictWriter {
             } else if d.pollingCount > 0 {
                 paren.append("polling")
             }
-            if let age = d.oldestWaitSeconds { paren.append("oldest " + durationText(age)) }
+            if let oldest = d.oldestWait { paren.append("oldest " + waitText(oldest)) }
             if !paren.isEmpty { head += " (" + paren.joined(separator: "; ") + ")" }
             head += "."
             if let retries = retrySentence(d.openers) { head += " " + retries + "." }
         }
         // SQLite: say it in SQLite's terms (`SQLite database app.db: python3[5] holds the EXCLUSIVE lock …`).
         if let sq = d.findings.first(where: { $0.rule == .sqliteBusy }) {
-            head = sq.summary + (d.oldestWaitSeconds.map { " (oldest " + durationText($0) + ")" } ?? "") + "."
+            head = sq.summary + (d.oldestWait.map { " (oldest " + waitText($0) + ")" } ?? "") + "."
         }
         if d.waitingCount == 0 && d.cause?.rule != .deadlock { return head }
         guard let cause = d.cause else {

@@ -129,12 +129,12 @@ public enum ListColumns {
         ListColumn(name: "OLDEST", help: "age of the oldest waiting process", type: .string, rightAligned: true, truncatable: false,
                    value: { r, _ in
                        guard r.waiter == nil else { return nil }
-                       let ages = r.lock.waiters.compactMap { $0.process?.ageSeconds }
+                       let ages = r.lock.waiters.compactMap { $0.wait?.seconds }
                        return ages.max().map { formatAge($0) }
                    },
                    json: { r, _ in
                        guard r.waiter == nil else { return .null }
-                       return .double(r.lock.waiters.compactMap { $0.process?.ageSeconds }.max())
+                       return .double(r.lock.waiters.compactMap { $0.wait?.seconds }.max())
                    }),
         ListColumn(name: "PROTOCOL", help: "lock protocol and the row's state in it (sqlite:RESERVED, dpkg, xtables)", type: .string, rightAligned: false, truncatable: false,
                    value: { r, _ in

@@ -88,9 +88,9 @@ public struct DiagnosisDOT {
             for o in diagnosed[l.id]?.openers ?? [] where o.activity == .polling { polling[o.process?.comm ?? "?", default: []].append(o.pid) }
             for (comm, pids) in groups.sorted(by: { $0.key < $1.key }) {
                 let id = "waiters:\(lid):\(comm)"
-                let ages = l.waiters.filter { pids.contains($0.pid) }.compactMap { $0.process?.ageSeconds }
+                let ages = l.waiters.filter { pids.contains($0.pid) }.compactMap(\.wait)
                 var label = ["\(comm) ×\(pids.count)"]
-                if let oldest = ages.max() { label.append("oldest " + durationText(oldest)) }
+                if let oldest = WaitDuration.longest(ages) { label.append("oldest " + waitText(oldest)) }
                 nodes[id] = "shape=ellipse, style=dashed, label=\(labelText(label))"
                 edge(id, lid, "label=\"waits\"")
             }

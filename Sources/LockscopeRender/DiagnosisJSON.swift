@@ -44,6 +44,7 @@ public struct DiagnosisJSON {
                 ("blocked", .int(Int64(ld.blockedCount))),
                 ("polling", .int(Int64(ld.pollingCount))),
                 ("oldest_wait_seconds", .double(ld.oldestWaitSeconds)),
+                ("oldest_wait_source", .string(ld.oldestWait?.source.rawValue)),
                 ("cause", ld.cause.map { finding($0) } ?? .null),
                 ("holder_uninspectable", .bool(ld.holderUninspectable)),
             ]

@@ -147,11 +147,11 @@ struct TreeBuilder {
         if ld.lock.holders.isEmpty {
             items.append(["holder: pid \(ld.lock.kernelPid) (\(ld.lock.ownerStatus.rawValue), not visible)"])
         }
-        for g in groups(ld.lock.waiters.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
+        for g in groups(ld.lock.waiters.map { ($0.process?.comm ?? "?", $0.pid, $0.wait) }) {
             items.append(["waiting: " + g])
         }
         let polling = ld.openers.filter { $0.activity == .polling }
-        for g in groups(polling.filter { $0.attempts == nil }.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
+        for g in groups(polling.filter { $0.attempts == nil }.map { ($0.process?.comm ?? "?", $0.pid, Self.ageEstimate($0.process)) }) {
             items.append(["polling: " + g])
         }
         // Seen in lock events: each with its attempts (they are few, and each says something different).
@@ -169,6 +169,8 @@ struct TreeBuilder {
     func holder(_ pid: Int32, role: String, fd: Int32?, lock: LockEntry, depth: Int, visited: inout Set<LockID>) -> [String] {
         var first = role + ": " + name(pid)
         if let fd { first += " fd \(fd)" }
+        // Lock events saw it take the lock during the window.
+        if let held = lock.holders.first(where: { $0.pid == pid })?.heldSeconds { first += "  held exactly " + secondsText(held) }
         first += "  " + doing(pid)
         var children: [[String]] = []
         let exiting = pid == lock.kernelPid ? ExitingRender.lines(lock) : []
@@ -224,10 +226,15 @@ struct TreeBuilder {
         return terminalSafe(s)
     }
 
-    /// `iptables ×61  oldest 41 s  pids 100 101 … 160`.
-    func groups(_ members: [(name: String, pid: Int32, age: Double?)]) -> [String] {
+    /// A process's age as the estimate of its wait.
+    static func ageEstimate(_ p: ProcessFacts?) -> WaitDuration? {
+        p?.ageSeconds.map { WaitDuration(seconds: $0, source: .estimate) }
+    }
+
+    /// `iptables ×61  oldest 41 s  pids 100 101 … 160` (`oldest exactly 1.23 s` when lock events measured it).
+    func groups(_ members: [(name: String, pid: Int32, age: WaitDuration?)]) -> [String] {
         var order: [String] = []
-        var byName: [String: [(pid: Int32, age: Double?)]] = [:]
+        var byName: [String: [(pid: Int32, age: WaitDuration?)]] = [:]
         for m in members {
             if byName[m.name] == nil { order.append(m.name) }
             byName[m.name, default: []].append((m.pid, m.age))
@@ -237,7 +244,7 @@ struct TreeBuilder {
             let pids = list.map { String($0.pid) }
             let shown = pids.count <= 6 ? pids.joined(separator: " ") : (pids.prefix(4) + ["…", pids.last!]).joined(separator: " ")
             var s = terminalSafe(n) + " ×\(list.count)"
-            if let oldest = list.compactMap(\.age).max() { s += "  oldest " + durationText(oldest) }
+            if let oldest = WaitDuration.longest(list.compactMap(\.age)) { s += "  oldest " + waitText(oldest) }
             return s + "  pid\(list.count == 1 ? "" : "s") " + shown
         }
     }

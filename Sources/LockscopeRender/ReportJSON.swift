@@ -98,6 +98,8 @@ public struct ReportJSON {
             ("comm", .string(h.process?.comm)),
             ("fd", .int(h.fd)),
             ("owner", .bool(h.isOwner)),
+            // Exact, from lock events that saw the grant during the window; null otherwise.
+            ("held_seconds", .double(h.heldSeconds)),
         ]
         fields += JSONValue.pathFields("path_in_namespace", h.pathInNamespace)
         fields += [("protocol", ProtocolRender.json(proto, pid: h.pid, wanted: false))]
@@ -119,6 +121,9 @@ public struct ReportJSON {
             ("access", .string(w.access.rawValue)),
             ("start", .int(w.start)),
             ("end", .int(w.end)),
+            // event: exact, lock events saw it queue; estimate: its process's age (an upper bound).
+            ("wait_seconds", .double(w.wait?.seconds)),
+            ("wait_source", .string(w.wait?.source.rawValue)),
             ("protocol", ProtocolRender.json(proto, pid: w.pid, wanted: true)),
         ]
         fields += processFields(w.process)

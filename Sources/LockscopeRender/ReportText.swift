@@ -72,15 +72,18 @@ public struct ReportText {
                     var table = Table(headers: ["POS", "PID", "TID", "FD", "WANTS", "AGE", "BLOCKED_BY", "BEHIND", "COMMAND"], rightAligned: [0, 1, 2, 3])
                     for w in l.waiters {
                         table.add(["\(w.queuePosition)", "\(w.pid)", w.tid.map(String.init) ?? "-", w.fd.map(String.init) ?? "-",
-                                   w.access.rawValue, formatAge(w.process?.ageSeconds), w.blockedBy.map(String.init) ?? "-",
+                                   w.access.rawValue, Self.waitColumn(w.wait), w.blockedBy.map(String.init) ?? "-",
                                    w.directBlocker.map(String.init) ?? "-", command(w.process)])
                     }
                     out += table.render(style: style, indent: "      ")
                 } else {
-                    for g in groups(l.waiters.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }) {
+                    for g in groups(l.waiters.map { ($0.process?.comm ?? "?", $0.pid, $0.wait) }) {
                         let first = l.waiters.first(where: { ($0.process?.comm ?? "?") == g.name })!
                         out.append(style.fit("      " + g.line + "  queue \(queueRange(l.waiters, comm: g.name))  blocked by \(first.blockedBy.map(String.init) ?? "?")"))
                     }
+                }
+                if l.waiters.contains(where: { $0.waitedSeconds != nil }) {
+                    out.append(style.fit("      * exact wait, from the lock events of the window; other ages are the process's (an upper bound)"))
                 }
             }
             let polling = openers.filter { $0.activity == .polling }
@@ -157,7 +160,8 @@ public struct ReportText {
             }
             return table.render(style: style, indent: "      ")
         }
-        return groups(openers.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds) }).map { style.fit("      " + $0.line) }
+        return groups(openers.map { ($0.process?.comm ?? "?", $0.pid, $0.process?.ageSeconds.map { WaitDuration(seconds: $0, source: .estimate) }) })
+            .map { style.fit("      " + $0.line) }
     }
 
     // MARK: list
@@ -226,10 +230,17 @@ public struct ReportText {
         var line: String
     }
 
-    /// "iptables ×61  pids 36060 36061 … 36121  oldest 41s", in first-seen order.
-    func groups(_ members: [(name: String, pid: Int32, age: Double?)]) -> [Group] {
+    /// The AGE column of a waiter: its wait, `*` when lock events measured it exactly.
+    static func waitColumn(_ w: WaitDuration?) -> String {
+        guard let w else { return "-" }
+        return formatAge(w.seconds) + (w.source == .event ? "*" : "")
+    }
+
+    /// "iptables ×61  pids 36060 36061 … 36121  oldest 41s", in first-seen order
+    /// (`oldest 1.2s*` when lock events measured it exactly).
+    func groups(_ members: [(name: String, pid: Int32, age: WaitDuration?)]) -> [Group] {
         var order: [String] = []
-        var byName: [String: [(pid: Int32, age: Double?)]] = [:]
+        var byName: [String: [(pid: Int32, age: WaitDuration?)]] = [:]
         for m in members {
             if byName[m.name] == nil { order.append(m.name) }
             byName[m.name, default: []].append((m.pid, m.age))
@@ -238,8 +249,8 @@ public struct ReportText {
             let list = byName[name]!
             let pids = list.map { "\($0.pid)" }
             let shown = pids.count <= 6 ? pids.joined(separator: " ") : (pids.prefix(4) + ["…", pids.last!]).joined(separator: " ")
-            let oldest = list.compactMap(\.age).max()
-            return Group(name: name, line: "\(terminalSafe(name)) ×\(list.count)  pid\(list.count == 1 ? "" : "s") \(shown)  oldest \(formatAge(oldest))")
+            let oldest = WaitDuration.longest(list.compactMap(\.age))
+            return Group(name: name, line: "\(terminalSafe(name)) ×\(list.count)  pid\(list.count == 1 ? "" : "s") \(shown)  oldest \(Self.waitColumn(oldest))")
         }
     }
 

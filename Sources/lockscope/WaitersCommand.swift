@@ -26,7 +26,9 @@ struct Waiters: ParsableCommand {
         --window S (as root): also reads the kernel's lock events for S seconds and
         lists the processes refused meanwhile, also those that close the file between
         attempts (apt-get -o DPkg::Lock::Timeout, 'while ! flock -n F true; do sleep
-        1; done', reported under the shell), with their attempts and retry interval.
+        1; done', reported under the shell), with their attempts and retry interval,
+        and the processes that queued behind the lock meanwhile, with their exact wait
+        (AGE marked '*'; other ages are the waiting process's, an upper bound).
         Without root or tracepoints a note says so and the answer is the snapshot's.
 
         Exit codes: 0 a lock was found; 1 no lock on FILE; 64 bad input; 66 no such file;

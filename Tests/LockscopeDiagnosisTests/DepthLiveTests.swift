@@ -461,7 +461,7 @@ final class DepthLiveTests: XCTestCase {
         XCTAssertEqual(f["seconds_left_source"], .string("event"), f.summary)
         let lock = try XCTUnwrap(d.locks.first)
         XCTAssertEqual(lock.lock.mode, "BREAKING")
-        XCTAssertEqual(lock.lock.waiters.map(\.source), [.events])
+        XCTAssertEqual(lock.lock.waiters.map(\.source), [.event])
         guard case .double(let left)? = f["seconds_left"], case .double(let ago)? = f["break_started_seconds_ago"] else {
             return XCTFail("no exact clock: \(f.evidence)")
         }

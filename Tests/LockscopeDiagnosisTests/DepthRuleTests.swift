@@ -207,7 +207,7 @@ final class DepthRuleTests: XCTestCase {
         report.add(leaseBreaks: [fresh, fresh], facts: { $0 == 701 ? breaker : nil })
         XCTAssertEqual(report.locks[0].mode, "BREAKING")
         XCTAssertEqual(report.locks[0].waiters.map(\.pid), [701], "once, however often it is listed")
-        XCTAssertEqual(report.locks[0].waiters.first?.source, .events)
+        XCTAssertEqual(report.locks[0].waiters.first?.source, .event)
         XCTAssertEqual(report.locks[0].waiters.first?.access, .write)
         XCTAssertEqual(report.locks[0].waiters.first?.blockedBy, 700)
 

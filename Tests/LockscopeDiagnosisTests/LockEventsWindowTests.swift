@@ -93,6 +93,127 @@ final class LockEventsWindowTests: XCTestCase {
         XCTAssertTrue(ld.verdict.contains("sh[8000] retries flock every 0.5 s (3 attempts in the window, a new process each)"), ld.verdict)
     }
 
+    func unlock(_ t: Double, _ pid: Int32) -> KernelEvent {
+        .lock(LockEvent(header: header(t, pid), tracepoint: .flockLockInode, file: chain, lockPid: UInt32(pid),
+                        owner: UInt64(pid), flags: [.flock], type: .unlock, ret: 0))
+    }
+
+    func waiter(_ d: Diagnosis, _ pid: Int32) throws -> Waiter {
+        try XCTUnwrap(d.locks.first { $0.lock.file == chain }?.lock.waiters.first { $0.pid == pid }, "no waiter \(pid)")
+    }
+
+    /// python3 5695 (open, in pause() when scanned) queues at 0 s, before anything on
+    /// the file could wake a waiter: it is a waiter now, with its exact wait to the end
+    /// of the window (1.5 s), and the oldest wait is that one (the others' ages are 0.6 s).
+    func testAWaiterThatQueuedInTheWindowHasItsExactWait() throws {
+        let d = try diagnose(RecordedLockEvents(events: [attempt(0.0, 5695, ret: 1), attempt(1.5, 5694, ret: -11)]))
+        let ld = try XCTUnwrap(d.locks.first { $0.lock.file == chain })
+        let py = try waiter(d, 5695)
+        XCTAssertEqual(py.source, .event)
+        XCTAssertEqual(py.fd, 3, "its descriptor from the snapshot")
+        XCTAssertEqual(py.blockedBy, 5689)
+        XCTAssertEqual(py.queuePosition, 4)
+        XCTAssertEqual(py.waitedSeconds ?? 0, 1.5, accuracy: 1e-9)
+        XCTAssertEqual(py.wait, WaitDuration(seconds: 1.5, source: .event))
+        XCTAssertFalse(ld.openers.contains { $0.pid == 5695 }, "no longer an opener")
+        // The snapshot's waiters queued before the window: their age.
+        let first = try waiter(d, 5691)
+        XCTAssertNil(first.waitedSeconds)
+        XCTAssertEqual(first.wait?.source, .estimate)
+        XCTAssertEqual(ld.blockedCount, 4)
+        XCTAssertEqual(ld.oldestWait, WaitDuration(seconds: 1.5, source: .event))
+        XCTAssertTrue(ld.verdict.contains("5 processes waiting (4 blocked, 1 polling; oldest exactly 1.50 s)"), ld.verdict)
+
+        let json = DiagnosisJSON(syscallName: { _ in nil }, exitCode: { _ in 3 }).value(d).serialized()
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let lock = try XCTUnwrap((doc["locks"] as? [[String: Any]])?.first { $0["inode"] as? Int == 16220625 })
+        XCTAssertEqual(lock["oldest_wait_source"] as? String, "event")
+        let waiters = try XCTUnwrap(lock["waiters"] as? [[String: Any]])
+        let w = try XCTUnwrap(waiters.first { $0["pid"] as? Int == 5695 })
+        XCTAssertEqual(w["source"] as? String, "event")
+        XCTAssertEqual(w["wait_source"] as? String, "event")
+        XCTAssertEqual(w["wait_seconds"] as? Double ?? 0, 1.5, accuracy: 1e-9)
+        XCTAssertEqual(waiters.first { $0["pid"] as? Int == 5691 }?["wait_source"] as? String, "estimate")
+        let text = DiagnosisText(style: .plain).render(d).joined(separator: "\n")
+        XCTAssertTrue(text.contains("waiting: python3 ×1  oldest exactly 1.50 s  pid 5695"), text)
+    }
+
+    /// A first `ret=1` that may be a woken waiter queued again keeps the estimate: 5692
+    /// (a waiter in the snapshot) after the holder's unlock, and 9000 (not in the
+    /// snapshot: it may have queued between the scan and the window) too. 5691 was
+    /// granted, unlocked and queued again in the window: that wait is new, and exact.
+    func testAWaitThatMayHaveBegunBeforeTheWindowKeepsTheEstimate() throws {
+        let d = try diagnose(RecordedLockEvents(events: [
+            unlock(0.1, 5689), attempt(0.2, 5692, ret: 1), attempt(0.3, 9000, ret: 1),
+            attempt(0.4, 5691, ret: 0), unlock(0.45, 5691), attempt(0.5, 5691, ret: 1),
+            attempt(1.5, 5694, ret: -11),
+        ]))
+        XCTAssertNil(try waiter(d, 5692).waitedSeconds)
+        XCTAssertEqual(try waiter(d, 5692).wait?.source, .estimate)
+        let late = try waiter(d, 9000)
+        XCTAssertEqual(late.source, .event)
+        XCTAssertNil(late.waitedSeconds)
+        XCTAssertEqual(try waiter(d, 5691).waitedSeconds ?? 0, 1.0, accuracy: 1e-9)
+        XCTAssertNil(try waiter(d, 5693).waitedSeconds)
+        let ld = try XCTUnwrap(d.locks.first { $0.lock.file == chain })
+        XCTAssertEqual(ld.blockedCount, 4)
+        XCTAssertNil(ld.lock.holders.first?.heldSeconds, "its hold began before the window")
+    }
+
+    /// The holder unlocked and took the lock again in the window: its hold is exact
+    /// (1.0 s to the window's end). A grant with no unlock before it may be a conversion
+    /// of a hold from before the window: no hold time.
+    func testAHoldTakenInTheWindowIsExact() throws {
+        let d = try diagnose(RecordedLockEvents(events: [unlock(0.1, 5689), attempt(0.2, 5689, ret: 0), attempt(1.2, 5694, ret: -11)]))
+        let ld = try XCTUnwrap(d.locks.first { $0.lock.file == chain })
+        let holder = try XCTUnwrap(ld.lock.holders.first { $0.pid == 5689 })
+        XCTAssertEqual(holder.heldSeconds ?? 0, 1.0, accuracy: 1e-9)
+        XCTAssertTrue(ld.lock.holders.allSatisfy { $0.heldSeconds == holder.heldSeconds }, "co-holders share the lock")
+        let text = DiagnosisText(style: .plain).render(d).joined(separator: "\n")
+        XCTAssertTrue(text.contains("holder: flock[5689] fd 3  held exactly 1.00 s"), text)
+        let json = DiagnosisJSON(syscallName: { _ in nil }, exitCode: { _ in 3 }).value(d).serialized()
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let lock = try XCTUnwrap((doc["locks"] as? [[String: Any]])?.first { $0["inode"] as? Int == 16220625 })
+        let h = try XCTUnwrap((lock["holders"] as? [[String: Any]])?.first { $0["pid"] as? Int == 5689 })
+        XCTAssertEqual(h["held_seconds"] as? Double ?? 0, 1.0, accuracy: 1e-9)
+
+        let converted = try diagnose(RecordedLockEvents(events: [attempt(0.2, 5689, ret: 0), attempt(1.2, 5694, ret: -11)]))
+        XCTAssertNil(converted.locks.first { $0.lock.file == chain }?.lock.holders.first?.heldSeconds)
+    }
+
+    /// Waiters text: an exact wait is marked, with one footnote.
+    func testWaitersTextMarksTheExactWait() throws {
+        let proc = ProcRoot(tree)
+        var report = try LockScanner(proc: proc).report(for: [Target(argument: "chain.lock", file: chain, path: nil)])
+        let reader = ProcessReader(proc: proc)
+        RecordedLockEvents(events: [attempt(0.0, 5695, ret: 1), attempt(1.5, 5694, ret: -11)])
+            .observe(files: [chain], report: &report, facts: { reader.facts(of: $0, withThreads: false) }) {}
+        let text = ReportText(style: .plain, syscallName: { _ in nil }, each: true).waiters(report)
+        XCTAssertTrue(text.contains { $0.contains(" 5695 ") && $0.contains("1.5s*") }, text.joined(separator: "\n"))
+        XCTAssertEqual(text.filter { $0.contains("* exact wait") }.count, 1, text.joined(separator: "\n"))
+        let grouped = ReportText(style: .plain, syscallName: { _ in nil }, each: false).waiters(report)
+        XCTAssertTrue(grouped.contains { $0.contains("python3 ×1  pid 5695  oldest 1.5s*") }, grouped.joined(separator: "\n"))
+    }
+
+    /// Openers from what the window saw: one called polling only because it slept with
+    /// a retrying protocol's file, and never seen trying in a window of at least a
+    /// second, is idle (open, asleep); one caught in the attempt, or seen refused, stays
+    /// polling; a window shorter than the protocols' retry interval changes nothing.
+    func testOpenersAreClassifiedFromTheWindow() {
+        let openers = [Opener(pid: 1, fd: 3, file: chain, activity: .polling, asleep: true),
+                       Opener(pid: 2, fd: 3, file: chain, activity: .polling, asleep: false),
+                       Opener(pid: 3, fd: 3, file: chain, activity: .polling, asleep: true)]
+        let refused = EventPoller(pid: 3, comm: "iptables", file: chain, attempts: LockAttempts(attempts: 1, failed: 1, retryIntervalSeconds: nil))
+        var short = LockReport(openers: openers)
+        short.add(LockEventsObservation(seconds: 0.5, lostEvents: 0, pollers: [refused]), facts: { _ in nil })
+        XCTAssertEqual(short.openers.map(\.activity), [.polling, .polling, .polling])
+        var long = LockReport(openers: openers)
+        long.add(LockEventsObservation(seconds: 1.2, lostEvents: 0, pollers: [refused]), facts: { _ in nil })
+        XCTAssertEqual(long.openers.map(\.activity), [.idle, .polling, .polling])
+        XCTAssertEqual(long.openers[0].asleep, true)
+        XCTAssertEqual(long.openers[2].attempts?.failed, 1)
+    }
+
     struct NoEvents: LockEventsProvider {
         func start(files: [FileIdentity]?) -> Result<any LockEventsRecording, LockEventsUnavailable> {
             .failure(LockEventsUnavailable(reason: "not root"))
