@@ -53,17 +53,20 @@ public struct LockScanner: Sendable {
 
     /// The report for specific files.
     public func report(for targets: [Target], options: Options = Options()) throws(LockscopeError) -> LockReport {
+        let began = MonotonicClock.nanoseconds
         let kernel = try readKernelLocks()
         let wanted = Set(targets.map(\.file))
         let relevant = kernel.filter { $0.lock.file.map(wanted.contains) ?? false }
         var links = Set(targets.compactMap { $0.path.map(PathText.bytes(of:)) })
         var report = build(kernel: relevant, targets: targets, files: wanted, links: &links, options: options)
         MountView.annotate(&report, proc: proc)
+        if proc.isLive { report.scannedAt = began }
         return report
     }
 
     /// Every lock on the system (`list`).
     public func allLocks(options: Options = Options(coHolders: false)) throws(LockscopeError) -> LockReport {
+        let began = MonotonicClock.nanoseconds
         let kernel = try readKernelLocks()
         let files = Set(kernel.compactMap(\.lock.file))
         var links = Set<[UInt8]>()
@@ -71,6 +74,7 @@ public struct LockScanner: Sendable {
         opts.openers = false  // `list` is about locks; openers of every locked file are noise here
         var report = build(kernel: kernel, targets: [], files: files, links: &links, options: opts)
         if options.namespacePaths { MountView.annotate(&report, proc: proc) }
+        if proc.isLive { report.scannedAt = began }
         return report
     }
 

@@ -198,11 +198,15 @@ public struct Waiter: Sendable, Hashable {
     /// during the window, measured to the window's end. Nil when that was not seen (it
     /// queued before the window, or no events were read).
     public var waitedSeconds: Double? = nil
+    /// Seconds from the scan to the end of an observation window, added to the estimate
+    /// so that it is stated at the same instant as exact waits (0 without a window).
+    public var estimateLaterSeconds: Double = 0
 
-    /// Its wait: exact from lock events when they saw it queue, else its process's age.
+    /// Its wait: exact from lock events when they saw it queue, else its process's age
+    /// (when scanned, plus `estimateLaterSeconds`): an upper bound.
     public var wait: WaitDuration? {
         if let waitedSeconds { return WaitDuration(seconds: waitedSeconds, source: .event) }
-        return process?.ageSeconds.map { WaitDuration(seconds: $0, source: .estimate) }
+        return process?.ageSeconds.map { WaitDuration(seconds: $0 + estimateLaterSeconds, source: .estimate) }
     }
 
     public init(pid: Int32, tid: Int32?, fd: Int32?, kind: LockKind, access: LockAccess, start: Int64, end: Int64?,
@@ -393,6 +397,9 @@ public struct LockReport: Sendable, Hashable {
     public var observerPidNamespace: String?
     /// Whether kernel lock events were read over a window (nil: no window, a snapshot only).
     public var lockEvents: LockEventsCoverage? = nil
+    /// When the live scan began (CLOCK_MONOTONIC ns; nil for a recorded tree): process
+    /// ages are at most this old, so a window's end can restate them.
+    public var scannedAt: Int64? = nil
 
     public init(targets: [Target] = [], locks: [LockEntry] = [], openers: [Opener] = [], coverage: ScanCoverage = ScanCoverage(),
                 observerPidNamespace: String? = nil) {

@@ -85,6 +85,9 @@ public struct LockEventsObservation: Sendable {
     /// Locks held at the end that were granted during the window (a new hold, not one
     /// from before: see `WaitStarts.newHold`).
     public var holds: [EventHold] = []
+    /// The window's end on the live clock (CLOCK_MONOTONIC ns), what durations are
+    /// measured to; nil for recorded events (their clock is their own).
+    public var endedAt: Int64? = nil
     public init(seconds: Double, lostEvents: UInt64, pollers: [EventPoller], leaseBreaks: [EventLeaseBreak] = [],
                 waits: [EventWait] = [], holds: [EventHold] = []) {
         self.seconds = seconds
@@ -323,6 +326,7 @@ extension LockReport {
         lockEvents = .observed(seconds: observation.seconds, lostEvents: observation.lostEvents)
         addWaits(observation.waits, facts: facts)
         addHolds(observation.holds)
+        restateEstimates(at: observation.endedAt)
         for p in observation.pollers {
             let onFile = locks.filter { $0.file == p.file }
             if onFile.contains(where: { l in l.holders.contains { $0.pid == p.pid } || l.waiters.contains { $0.pid == p.pid } }) {
@@ -372,6 +376,18 @@ extension LockReport {
             if w.certainty != .unknown { waiter.waitedSeconds = w.seconds }
             locks[li].waiters.append(waiter)
             openers.removeAll { $0.file == w.file && $0.pid == w.pid }
+        }
+    }
+
+    /// Estimates (process ages when scanned) stated at the window's end, as exact
+    /// waits are: plus the time from the scan's start to the end, so still an upper bound.
+    mutating func restateEstimates(at end: Int64?) {
+        guard let end, let scannedAt, end > scannedAt else { return }
+        let later = Double(end - scannedAt) / 1e9
+        for li in locks.indices {
+            for wi in locks[li].waiters.indices where locks[li].waiters[wi].waitedSeconds == nil {
+                locks[li].waiters[wi].estimateLaterSeconds = later
+            }
         }
     }
 
@@ -482,10 +498,11 @@ final class KernelLockRecording: LockEventsRecording {
             let stopped = self.stoppedAt.load(ordering: .acquiring)
             let end = UInt64(stopped > 0 ? stopped : MonotonicClock.nanoseconds)
             let (waits, holds) = starts.outcome(aggregator, now: end)
-            let observation = LockEventsObservation(seconds: Double(end &- min(end, start)) / 1e9, lostEvents: source.lostEvents,
+            var observation = LockEventsObservation(seconds: Double(end &- min(end, start)) / 1e9, lostEvents: source.lostEvents,
                                                     pollers: aggregator.pollers(now: end),
                                                     leaseBreaks: aggregator.pendingLeaseBreaks(now: end),
                                                     waits: waits, holds: holds)
+            observation.endedAt = Int64(end)
             source.close()
             self.result.withLock { $0 = observation }
             self.finished.signal()

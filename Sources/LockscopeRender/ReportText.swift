@@ -83,7 +83,7 @@ public struct ReportText {
                     }
                 }
                 if l.waiters.contains(where: { $0.waitedSeconds != nil }) {
-                    out.append(style.fit("      * exact wait, from the lock events of the window; other ages are the process's (an upper bound)"))
+                    out.append(style.fit("      * exact wait, from lock events; other ages: the process's age (an upper bound), at the window's end too"))
                 }
             }
             let polling = openers.filter { $0.activity == .polling }

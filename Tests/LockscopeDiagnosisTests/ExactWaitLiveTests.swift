@@ -50,7 +50,8 @@ final class ExactWaitLiveTests: XCTestCase {
         let h = try start(holder + [file])
         XCTAssertTrue(waitUntil(timeout: 20) { !procLocksLines(pid: h.pid).isEmpty }, "holder never locked")
         let early = try start(waiter + [file])
-        XCTAssertTrue(waitUntil(timeout: 20) { blocked(early.pid) }, "first waiter never queued")
+        XCTAssertTrue(waitUntil(timeout: 20, interval: 0.001) { blocked(early.pid) }, "first waiter never queued")
+        let earlySeenAt = MonotonicClock.seconds
 
         let target = try TargetResolver().resolve(file)
         var report = try LockScanner().report(for: [target])
@@ -74,7 +75,11 @@ final class ExactWaitLiveTests: XCTestCase {
         let before = try XCTUnwrap(lock.waiters.first { $0.pid == early.pid })
         XCTAssertNil(before.waitedSeconds, "queued before the window: no exact wait")
         XCTAssertEqual(before.wait?.source, .estimate)
-        XCTAssertEqual(before.wait?.seconds, before.process?.ageSeconds)
+        // Its age, stated at the window's end like the exact wait: still an upper bound.
+        let estimate = try XCTUnwrap(before.wait?.seconds)
+        XCTAssertEqual(estimate, (before.process?.ageSeconds ?? 0) + before.estimateLaterSeconds, accuracy: 1e-9)
+        XCTAssertGreaterThanOrEqual(estimate, endedAt - earlySeenAt)
+        XCTAssertGreaterThan(before.estimateLaterSeconds, endedAt - seenAt)
 
         let during = try XCTUnwrap(lock.waiters.first { $0.pid == second.pid }, "\(lock.waiters)")
         XCTAssertEqual(during.source, .event)
