@@ -3,7 +3,8 @@
 // unified numbering). x86_64: <asm/unistd_64.h>. aarch64: <asm-generic/unistd.h>
 // with the __ARCH_WANT_* switches arch/arm64 sets (RENAMEAT, NEW_STAT,
 // SET_GET_RLIMIT, TIME32_SYSCALLS, SYS_CLONE3, MEMFD_SECRET).
-// SyscallTableTests checks both against the headers of the build machine.
+// SyscallTableTests checks both against the headers of the build machine, and that
+// each list is in increasing number order (SyscallTable binary-searches them).
 
 enum SyscallNumbers {
     static let x86_64: [(Int, String)] = [

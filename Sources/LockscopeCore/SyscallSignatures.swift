@@ -3,26 +3,34 @@
 /// their six raw registers. Format: `"kind name, kind name"`; kinds are `ArgKind`
 /// raw values.
 enum SyscallSignatures {
-    struct Entry {
-        var args: [(name: String, kind: ArgKind)]
-        var classes: SyscallClass
+    /// Index into `specs` by name, built on the first signature lookup (a few
+    /// hundred hashes).
+    private static let positions: [String: Int] = {
+        var byName = [String: Int](minimumCapacity: specs.count)
+        for (i, spec) in specs.enumerated() { byName[spec.0] = i }
+        return byName
+    }()
+
+    /// The arguments and classes written for `name`, or nil.
+    static func signature(of name: String) -> (args: [(name: String, kind: ArgKind)], classes: SyscallClass)? {
+        guard let position = positions[name] else { return nil }
+        let (_, spec, classes) = specs[position]
+        guard let args = parse(spec) else { preconditionFailure("bad syscall signature for \(name): \(spec)") }
+        return (args, classes)
     }
 
-    static let table: [String: Entry] = {
-        var t: [String: Entry] = [:]
-        for (name, spec, classes) in specs {
-            var args: [(name: String, kind: ArgKind)] = []
-            for part in spec.split(separator: ",") {
-                let words = part.split(separator: " ")
-                guard words.count == 2, let kind = ArgKind(rawValue: String(words[0])) else {
-                    preconditionFailure("bad syscall signature for \(name): \(part)")
-                }
-                args.append((String(words[1]), kind))
-            }
-            t[name] = Entry(args: args, classes: classes)
+    /// `"kind name, kind name"` → arguments; nil when a part is not two words or
+    /// names no `ArgKind`.
+    static func parse(_ spec: String) -> [(name: String, kind: ArgKind)]? {
+        var args: [(name: String, kind: ArgKind)] = []
+        for part in spec.utf8.split(separator: UInt8(ascii: ",")) {
+            let words = part.split(separator: UInt8(ascii: " "))
+            guard words.count == 2,
+                  let kind = ArgKind(rawValue: String(decoding: words[0], as: UTF8.self)) else { return nil }
+            args.append((String(decoding: words[1], as: UTF8.self), kind))
         }
-        return t
-    }()
+        return args
+    }
 
     private static let B: SyscallClass = .blocking
 

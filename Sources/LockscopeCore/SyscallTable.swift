@@ -84,42 +84,73 @@ public struct SyscallInfo: Sendable, Hashable {
     }
 }
 
-/// Number ↔ name for one architecture, with signatures.
+/// Number ↔ name for one architecture, with signatures. Naming a call (`list`,
+/// `who`: is this thread in `flock`?) reads the static list in `SyscallNumbers`
+/// directly; the first lookup of a call's signature or classes (a decoder, a
+/// trace filter) builds the dense table by number once, parsing the signatures on
+/// their bytes. That build, done with `Character` splits for every table at first
+/// use, was most of what `metrics`' quick diagnosis cost; decoding reads stored
+/// fields, as a tracer's hot path must.
 public struct SyscallTable: Sendable {
     public let arch: SyscallArch
-    private let byNumber: [SyscallInfo?]
-    private let byName: [String: Int]
 
-    init(arch: SyscallArch, names: [(Int, String)]) {
-        self.arch = arch
-        let maxNumber = names.map(\.0).max() ?? 0
-        var list = [SyscallInfo?](repeating: nil, count: maxNumber + 1)
-        var index: [String: Int] = [:]
-        for (number, name) in names {
-            let sig = SyscallSignatures.table[name]
-            list[number] = SyscallInfo(number: number, name: name, args: sig?.args, classes: sig?.classes ?? [])
-            index[name] = number
+    private init(arch: SyscallArch) { self.arch = arch }
+
+    /// (number, name) in increasing number order.
+    private var calls: [(Int, String)] {
+        switch arch {
+        case .x86_64: return SyscallNumbers.x86_64
+        case .aarch64: return SyscallNumbers.aarch64
         }
-        byNumber = list
-        byName = index
+    }
+
+    private static let x86_64Infos = byNumber(SyscallNumbers.x86_64)
+    private static let aarch64Infos = byNumber(SyscallNumbers.aarch64)
+
+    /// Indexed by number.
+    private var infos: [SyscallInfo?] {
+        switch arch {
+        case .x86_64: return Self.x86_64Infos
+        case .aarch64: return Self.aarch64Infos
+        }
+    }
+
+    private static func byNumber(_ calls: [(Int, String)]) -> [SyscallInfo?] {
+        var list = [SyscallInfo?](repeating: nil, count: (calls.last?.0 ?? -1) + 1)
+        for (number, name) in calls {
+            let signature = SyscallSignatures.signature(of: name)
+            list[number] = SyscallInfo(number: number, name: name, args: signature?.args, classes: signature?.classes ?? [])
+        }
+        return list
     }
 
     /// The call with this number, or nil.
     public subscript(number: Int) -> SyscallInfo? {
-        number >= 0 && number < byNumber.count ? byNumber[number] : nil
+        let infos = self.infos
+        return number >= 0 && number < infos.count ? infos[number] : nil
     }
 
-    /// The number of the call with this name, or nil.
-    public func number(of name: String) -> Int? { byName[name] }
+    /// The number of the call with this name, or nil. A linear scan: callers look
+    /// up a handful of names, once.
+    public func number(of name: String) -> Int? { calls.first { $0.1 == name }?.0 }
 
-    /// The name of the call with this number, or nil.
-    public func name(of number: Int) -> String? { self[number]?.name }
+    /// The name of the call with this number, or nil (binary search of `calls`).
+    public func name(of number: Int) -> String? {
+        let calls = self.calls
+        var low = 0
+        var high = calls.count
+        while low < high {
+            let mid = (low + high) / 2
+            if calls[mid].0 < number { low = mid + 1 } else { high = mid }
+        }
+        return low < calls.count && calls[low].0 == number ? calls[low].1 : nil
+    }
 
     /// Every call, in number order.
-    public var all: [SyscallInfo] { byNumber.compactMap { $0 } }
+    public var all: [SyscallInfo] { infos.compactMap { $0 } }
 
-    public static let x86_64 = SyscallTable(arch: .x86_64, names: SyscallNumbers.x86_64)
-    public static let aarch64 = SyscallTable(arch: .aarch64, names: SyscallNumbers.aarch64)
+    public static let x86_64 = SyscallTable(arch: .x86_64)
+    public static let aarch64 = SyscallTable(arch: .aarch64)
 
     public static func forArch(_ arch: SyscallArch) -> SyscallTable {
         switch arch {

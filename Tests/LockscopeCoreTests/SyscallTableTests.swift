@@ -67,6 +67,25 @@ final class SyscallTableTests: XCTestCase {
         XCTAssertEqual(Set(SyscallSignatures.specs.map(\.0)).count, SyscallSignatures.specs.count, "duplicate signature")
     }
 
+    /// `SyscallTable` finds a number by binary search, and parses a signature only
+    /// when a call is decoded: an unsorted list or a malformed spec would otherwise
+    /// show only on the one call it concerns.
+    func testNumbersAreSortedAndEverySignatureParses() {
+        for (arch, calls) in [("x86_64", SyscallNumbers.x86_64), ("aarch64", SyscallNumbers.aarch64)] {
+            XCTAssertTrue(zip(calls, calls.dropFirst()).allSatisfy { $0.0 < $1.0 }, "\(arch) numbers not strictly increasing")
+        }
+        for (name, spec, _) in SyscallSignatures.specs {
+            XCTAssertNotNil(SyscallSignatures.parse(spec), "bad signature for \(name): \(spec)")
+        }
+        XCTAssertNil(SyscallSignatures.parse("fd"), "one word is not an argument")
+        XCTAssertNil(SyscallSignatures.parse("fd fd, pointer buf"), "unknown kind")
+        XCTAssertEqual(SyscallSignatures.parse("")?.count, 0)
+        XCTAssertEqual(SyscallTable.x86_64.name(of: 450), "set_mempolicy_home_node")
+        XCTAssertNil(SyscallTable.x86_64.name(of: 335), "gap before 424")
+        XCTAssertNil(SyscallTable.x86_64.name(of: -1))
+        XCTAssertEqual(SyscallTable.x86_64.all.map(\.number), SyscallNumbers.x86_64.map(\.0))
+    }
+
     func testSignaturesAndClasses() throws {
         let poll = try XCTUnwrap(SyscallTable.x86_64[7])
         XCTAssertEqual(poll.name, "poll")
