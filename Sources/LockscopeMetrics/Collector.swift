@@ -120,7 +120,10 @@ struct QuickDiagnosis {
         var pids: [Int32] = []
         var seen = Set<Int32>()
         for l in contended { for h in l.holders where h.pid > 0 && seen.insert(h.pid).inserted { pids.append(h.pid) } }
-        let reader = ProcessReader(proc: proc)
+        // No user names: no rule reads them and the exposition has no user label, while
+        // parsing /etc/passwd (the scanner already did, for its own reader) cost about a
+        // tenth of this diagnosis.
+        let reader = ProcessReader(proc: proc, passwd: "")
         let wait4 = SyscallTable.host.number(of: "wait4")
         for pid in pids {
             if facts[pid]?.threads.isEmpty ?? true, let f = reader.facts(of: pid, withThreads: true) { facts[pid] = f }
