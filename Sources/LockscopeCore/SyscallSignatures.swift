@@ -20,16 +20,30 @@ enum SyscallSignatures {
     }
 
     /// `"kind name, kind name"` → arguments; nil when a part is not two words or
-    /// names no `ArgKind`.
+    /// names no `ArgKind`. One pass over the bytes: `split` into arrays of slices
+    /// cost more than everything else the table build does.
     static func parse(_ spec: String) -> [(name: String, kind: ArgKind)]? {
-        var args: [(name: String, kind: ArgKind)] = []
-        for part in spec.utf8.split(separator: UInt8(ascii: ",")) {
-            let words = part.split(separator: UInt8(ascii: " "))
-            guard words.count == 2,
-                  let kind = ArgKind(rawValue: String(decoding: words[0], as: UTF8.self)) else { return nil }
-            args.append((String(decoding: words[1], as: UTF8.self), kind))
+        var spec = spec
+        return spec.withUTF8 { bytes -> [(name: String, kind: ArgKind)]? in
+            var args: [(name: String, kind: ArgKind)] = []
+            var words: [String] = []
+            var start = 0
+            func part() -> Bool {
+                if words.isEmpty { return true }
+                guard words.count == 2, let kind = ArgKind(rawValue: words[0]) else { return false }
+                args.append((words[1], kind))
+                words.removeAll(keepingCapacity: true)
+                return true
+            }
+            for i in 0...bytes.count {
+                let b = i < bytes.count ? bytes[i] : UInt8(ascii: ",")
+                guard b == UInt8(ascii: " ") || b == UInt8(ascii: ",") else { continue }
+                if i > start { words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) }
+                start = i + 1
+                if b == UInt8(ascii: ","), !part() { return nil }
+            }
+            return args
         }
-        return args
     }
 
     private static let B: SyscallClass = .blocking
