@@ -280,6 +280,10 @@ public struct LockAggregator: Sendable {
     /// Lease addresses seen in `time_out_leases`/`generic_delete_lease` → (lock slot,
     /// owner), to place `leases_conflict` and `break_lease_block` (which name no owner).
     var leaseAt: [UInt64: (slot: Int, owner: UInt64)] = [:]
+    /// Read breakers woken while the write lease they wait for is still being
+    /// downgraded (request address → (lock slot, wake time)): whether the kernel
+    /// queues them again is told by the events that follow (LeaseAggregation.swift).
+    var wokenBreakers: [UInt64: (slot: Int, at: UInt64)] = [:]
     /// Processes that took part in a lock event, and their ancestors: the only
     /// records kept after an exit (so a long system-wide watch stays small).
     var keep: Set<Int32> = []

@@ -26,7 +26,9 @@ public struct LeaseBreak: Sendable, Hashable {
         case released
         /// The holder downgraded a write lease to a read lease for a reader (F_SETLEASE F_RDLCK).
         case downgraded
-        /// lease-break-time passed and the kernel removed it (`time_out_leases()`).
+        /// lease-break-time passed and `time_out_leases()` acted: it removed the lease
+        /// (`lease_modify(fl, F_UNLCK)`), or, when only readers broke a write lease,
+        /// downgraded it to a read lease the holder keeps (`lease_modify(fl, F_RDLCK)`).
         case timedOut = "timed_out"
         /// It went with no F_SETLEASE: the holder closed the file or exited
         /// (`locks_remove_lease()` fires no tracepoint).
@@ -70,7 +72,12 @@ public struct LeaseBreak: Sendable, Hashable {
 ///   `time_out_leases()`). A lease still held when its breaker wakes went
 ///   without an F_SETLEASE we saw: closed (`locks_remove_lease()`, no
 ///   tracepoint) or, after lease-break-time, timed out. (A breaker woken by a
-///   signal looks the same; that is rare and not told apart.)
+///   signal looks the same; that is rare and not told apart.) A reader breaking
+///   a write lease is the exception: FL_DOWNGRADE_PENDING sets only
+///   `fl_downgrade_time`, `fl_break_time` stays 0, so the opener wakes every
+///   jiffy and is queued again (`goto restart`) until the holder downgrades or
+///   releases, or `time_out_leases()` downgrades the lease at its deadline: all
+///   one wait and one break (`settleWokenBreakers`).
 /// - A holder that exits closes the file: its leases end as `closed`.
 ///
 /// Counted like other locks: `acquisitions` are leases taken, `failedAttempts`
@@ -78,6 +85,11 @@ public struct LeaseBreak: Sendable, Hashable {
 /// `contended`/`wait` opens that waited for a break, `hold` how long leases were held.
 extension LockAggregator {
     mutating func applyLease(_ e: LockEvent) -> LockOperation? {
+        let settled = wokenBreakers.isEmpty ? nil : settleWokenBreakers(e)
+        return applyLeaseEvent(e) ?? settled
+    }
+
+    mutating func applyLeaseEvent(_ e: LockEvent) -> LockOperation? {
         let pid = e.header.pid, t = e.header.time
         learn(pid)
         switch e.tracepoint {
@@ -171,27 +183,93 @@ extension LockAggregator {
         case .breakLeaseUnblock:
             guard let i = slot(LockKey(file: e.file, kind: .lease), create: false),
                   let wi = table[i].waitingIndex(e.lock) else { return nil }
-            let w = table[i].queued.remove(at: wi)
             table[i].lastActivity = t
-            // Leases being broken that conflict with this opener and are still held went
-            // without an F_SETLEASE we saw (the kernel would have queued the opener again).
-            var hi = table[i].held.count - 1
-            while hi >= 0 {
-                let h = table[i].held[hi]
-                if let b = h.pendingBreak, h.range.conflicts(with: w.range) {
-                    let late = Double(t &- b.started) / 1e9 >= leaseBreakSeconds - 0.5
-                    _ = leaseGone(i, hi, at: t, late ? .timedOut : .closed)
-                }
-                hi -= 1
+            // A read breaker flags the lease FL_DOWNGRADE_PENDING and sets only
+            // `fl_downgrade_time`: `fl_break_time` stays 0, so `__break_lease()` waits one
+            // jiffy at a time and queues the opener again while the lease is still a write
+            // lease. Whether this wake is the last is told by the events that follow.
+            if table[i].queued[wi].range.type == .read,
+               table[i].held.contains(where: { $0.range.type == .write && $0.pendingBreak?.write == false }) {
+                wokenBreakers[e.lock] = (i, t)
+                return nil
             }
-            let s = table[i].slot(pid, lastComm)
-            var op = LockOperation(time: t, pid: pid, comm: lastComm, lock: table[i].key, type: w.range.type, outcome: .granted,
-                                   waited: nil, held: nil, blockedBy: nil)
-            table[i].granted(&op, waited: t &- w.since, slot: s)
-            return op
+            return finishBreakWait(i, wi, at: t)
         default:
             return nil
         }
+    }
+
+    /// Settles read breakers woken while their lease was still being downgraded.
+    /// After a wake `__break_lease()` (fs/locks.c) fires `break_lease_unblock`, then,
+    /// when the wait timed out, `time_out_leases` per lease (traced before it acts:
+    /// past `fl_downgrade_time` it downgrades the lease with `lease_modify(fl,
+    /// F_RDLCK)`), then `any_leases_conflict` (a `leases_conflict` per lease, `breaker`
+    /// = the request, `l_fl_flags` as left by `time_out_leases`) and, on a conflict,
+    /// `break_lease_block` again, all under `flc_lock`. So a conflict or a new block
+    /// keeps the wait going (one wait, one break); no conflict, or any other event of
+    /// the breaker or of the file, ends it at its last wake. Returns the grant.
+    mutating func settleWokenBreakers(_ e: LockEvent) -> LockOperation? {
+        var granted: LockOperation?
+        for (request, woken) in wokenBreakers {
+            let i = woken.slot
+            guard let wi = table[i].waitingIndex(request) else { wokenBreakers[request] = nil; continue }
+            let waiter = table[i].queued[wi].pid
+            switch e.tracepoint {
+            case .breakLeaseBlock where e.lock == request:
+                wokenBreakers[request] = nil
+                continue
+            case .leasesConflict where e.blocker == request:
+                if e.ret == 1 { continue }
+                // No conflict and no longer flagged, with no F_SETLEASE from the holder:
+                // `time_out_leases()` downgraded it at its deadline. The lease is held on,
+                // as a read lease; the break counts as timed out.
+                if !e.flags.contains(.downgradePending), let at = leaseAt[e.lock], at.slot == i,
+                   let hi = table[i].holdingIndex(at.owner), table[i].held[hi].range.type == .write {
+                    table[i].held[hi].range.type = .read
+                    _ = endBreak(i, hi, at: woken.at, .timedOut)
+                }
+            case .timeOutLeases where e.header.pid == waiter && e.file == table[i].key.file:
+                continue
+            case .genericAddLease, .leasesConflict:
+                // F_SETLEASE is traced before `flc_lock` is taken; another opener's
+                // `leases_conflict` names its own request.
+                guard e.header.pid == waiter else { continue }
+            default:
+                guard e.header.pid == waiter || e.file == table[i].key.file else { continue }
+            }
+            wokenBreakers[request] = nil
+            granted = finishBreakWait(i, wi, at: woken.at)
+        }
+        return granted
+    }
+
+    /// A breaker's open() returns: its wait ends (measured from its first
+    /// `break_lease_block`), and leases it conflicts with that are still being broken
+    /// went without an F_SETLEASE we saw (the kernel would have queued it again).
+    mutating func finishBreakWait(_ i: Int, _ wi: Int, at t: UInt64) -> LockOperation {
+        let w = table[i].queued.remove(at: wi)
+        table[i].lastActivity = t
+        var hi = table[i].held.count - 1
+        while hi >= 0 {
+            let h = table[i].held[hi]
+            if let b = h.pendingBreak, h.range.conflicts(with: w.range) {
+                let late = Double(t &- b.started) / 1e9 >= leaseBreakSeconds - 0.5
+                if late, !b.write, w.range.type == .read, h.range.type == .write {
+                    // `time_out_leases()` downgraded it (`lease_modify(fl, F_RDLCK)`): still held.
+                    table[i].held[hi].range.type = .read
+                    _ = endBreak(i, hi, at: t, .timedOut)
+                } else {
+                    _ = leaseGone(i, hi, at: t, late ? .timedOut : .closed)
+                }
+            }
+            hi -= 1
+        }
+        let name = comm(w.pid)
+        let s = table[i].slot(w.pid, name)
+        var op = LockOperation(time: t, pid: w.pid, comm: name, lock: table[i].key, type: w.range.type, outcome: .granted,
+                               waited: nil, held: nil, blockedBy: nil)
+        table[i].granted(&op, waited: t &- w.since, slot: s)
+        return op
     }
 
     /// Whether the F_SETLEASE that `generic_add_lease` reports is refused

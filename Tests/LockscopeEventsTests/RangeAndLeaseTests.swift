@@ -131,6 +131,78 @@ import Testing
         #expect(l.breaks.map(\.resolution) == [.downgraded])
     }
 
+    /// A reader's open() against a write lease: FL_DOWNGRADE_PENDING leaves
+    /// `fl_break_time` 0, so `__break_lease()` wakes every jiffy and queues the
+    /// opener again (unblock, time_out_leases, leases_conflict, block) until the
+    /// lease is downgraded. Events as a 4 ms jiffy records them, `wakes` times.
+    func readerBreaksAWriteLease(_ agg: inout LockAggregator, wakes: Int) {
+        agg.apply(ev(0, 100, .genericAddLease, owner: holderFiles, writers: 0, readers: 1))
+        agg.apply(ev(1, 200, .timeOutLeases, owner: holderFiles, lock: leaseAddress))
+        agg.apply(ev(1, 200, .leasesConflict, type: .read, lock: leaseAddress, blocker: request, ret: 1))
+        agg.apply(ev(1, 200, .breakLeaseBlock, owner: breakerFiles, type: .read, lock: request, blocker: leaseAddress))
+        for k in 1...wakes {
+            let t = 1 + Double(k) * 0.004
+            #expect(agg.apply(ev(t, 200, .breakLeaseUnblock, type: .read, lock: request)) == nil)
+            agg.apply(ev(t, 200, .timeOutLeases, owner: holderFiles, flags: [.lease, .downgradePending], lock: leaseAddress))
+            agg.apply(ev(t, 200, .leasesConflict, type: .read, flags: [.lease, .downgradePending], lock: leaseAddress,
+                         blocker: request, ret: 1))
+            #expect(agg.apply(ev(t, 200, .breakLeaseBlock, owner: breakerFiles, type: .read, lock: request,
+                                 blocker: leaseAddress)) == nil)
+        }
+    }
+
+    @Test func aReaderWokenEveryJiffyIsOneWaitAndOneBreak() throws {
+        var agg = LockAggregator()
+        readerBreaksAWriteLease(&agg, wakes: 100)
+        let l = try #require(agg.summary(now: UInt64(1.5e9), durationSeconds: 1.5, lostEvents: 0).locks.first)
+        #expect(l.contended == 0 && l.breakCount == 0 && l.waitersNow == 1)
+        #expect(abs((l.oldestWaitSeconds ?? 0) - 0.5) < 1e-9)
+        #expect(l.breaks.map(\.resolution) == [.pending] && l.holders.map(\.pid) == [100])
+        #expect(l.holders.first?.ranges.first?.type == .write)
+    }
+
+    @Test func aReaderWokenEveryJiffyEndsWithTheHoldersDowngrade() throws {
+        var agg = LockAggregator()
+        readerBreaksAWriteLease(&agg, wakes: 100)
+        #expect(agg.apply(ev(1.5, 100, .genericAddLease, owner: holderFiles, type: .read, writers: 0, readers: 2)) == nil)
+        #expect(agg.apply(ev(1.501, 200, .breakLeaseUnblock, type: .read, lock: request))?.outcome == .granted)
+        let l = try #require(agg.summary(now: UInt64(2e9), durationSeconds: 2, lostEvents: 0).locks.first)
+        #expect(l.contended == 1 && l.waitersNow == 0 && abs(l.wait.max - 0.501) < 1e-9)
+        #expect(l.breaks.map(\.resolution) == [.downgraded] && abs(l.breakSeconds - 0.5) < 1e-9)
+        #expect(l.holders.map(\.pid) == [100] && l.holders[0].ranges[0].type == .read)
+        #expect(l.processes.first { $0.pid == 200 }?.waits == 1)
+    }
+
+    @Test func aReaderWokenEveryJiffyEndsWithTheKernelsDowngrade() throws {
+        var agg = LockAggregator()
+        agg.leaseBreakSeconds = 1
+        readerBreaksAWriteLease(&agg, wakes: 250)
+        // Past `fl_downgrade_time`: time_out_leases (traced before it acts) downgrades
+        // the lease, then leases_conflict finds no conflict and the open() returns.
+        let t = 2.004
+        #expect(agg.apply(ev(t, 200, .breakLeaseUnblock, type: .read, lock: request)) == nil)
+        agg.apply(ev(t, 200, .timeOutLeases, owner: holderFiles, flags: [.lease, .downgradePending], lock: leaseAddress))
+        let granted = agg.apply(ev(t, 200, .leasesConflict, type: .read, flags: [.lease], lock: leaseAddress, blocker: request))
+        #expect(granted?.outcome == .granted && granted?.pid == 200 && granted?.time == UInt64(t * 1e9))
+        #expect(abs(Int64(granted?.waited ?? 0) - 1_004_000_000) < 1000)
+        let l = try #require(agg.summary(now: UInt64(3e9), durationSeconds: 3, lostEvents: 0).locks.first)
+        #expect(l.contended == 1 && l.waitersNow == 0 && l.breakCount == 1)
+        #expect(l.breaks.map(\.resolution) == [.timedOut])
+        #expect(l.holders.map(\.pid) == [100] && l.holders[0].ranges[0].type == .read)
+    }
+
+    @Test func aReaderWokenEveryJiffyWhoseHolderClosesTheFile() throws {
+        var agg = LockAggregator()
+        readerBreaksAWriteLease(&agg, wakes: 10)
+        // The holder closes the file (no tracepoint): the opener wakes and is not queued
+        // again; its next event settles it.
+        #expect(agg.apply(ev(1.05, 200, .breakLeaseUnblock, type: .read, lock: request)) == nil)
+        agg.apply(ev(1.2, 200, .genericAddLease, owner: breakerFiles, type: .read, writers: 0, readers: 1))
+        let l = try #require(agg.summary(now: UInt64(2e9), durationSeconds: 2, lostEvents: 0).locks.first)
+        #expect(l.contended == 1 && l.waitersNow == 0 && abs(l.wait.max - 0.05) < 1e-9)
+        #expect(l.breaks.map(\.resolution) == [.closed] && l.holders.map(\.pid) == [200])
+    }
+
     @Test func aHolderThatExitsEndsItsLeaseAsClosed() throws {
         var agg = LockAggregator()
         agg.apply(ev(0, 100, .genericAddLease, owner: holderFiles))

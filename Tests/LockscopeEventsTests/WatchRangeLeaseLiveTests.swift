@@ -110,6 +110,61 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
         XCTAssertEqual(released["broken_by"] as? Int, Int(breaker.pid))
     }
 
+    static let writeLeaseHolder = """
+    import fcntl, os, signal, sys, time
+    broken = []
+    signal.signal(signal.SIGIO, lambda *a: broken.append(time.monotonic()))
+    # Read-only: a read lease is refused while the file is open for writing, the
+    # holder's own open included (check_conflicting_open), so the downgrade needs it.
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    print('ready', flush=True)
+    while not broken:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    print('downgraded', flush=True)
+    time.sleep(600)
+    """
+
+    /// A write lease broken by a reader's open(): the kernel flags it
+    /// FL_DOWNGRADE_PENDING and the opener wakes every jiffy until the holder
+    /// downgrades (0.5 s later). One wait and one break, not one per wake.
+    func testWriteLeaseBrokenByAReaderIsOneBreak() throws {
+        try requireLockEvents()
+        try requireExecutable("python3")
+        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
+        let py = try XCTUnwrap(which("python3"))
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let file = try dir.touch("write-leased")
+        let watch = try RunningWatch(["--events", "--json", "--duration", "2", file], dir: dir)
+        let holder = try Spawned([py, "-c", Self.writeLeaseHolder, file])
+        defer { holder.terminate() }
+        _ = try holder.waitFor(line: "ready")
+        let reader = try Spawned([py, "-c", "import os, sys; os.open(sys.argv[1], os.O_RDONLY); print('opened', flush=True)", file])
+        defer { reader.terminate() }
+        _ = try reader.waitFor(line: "opened")
+        _ = try holder.waitFor(line: "downgraded")
+        let (status, text) = try watch.finish()
+        XCTAssertEqual(status, 0, text)
+        let lines = try jsonLines(text)
+        let queued = lines.filter { $0["kind"] as? String == "LEASE" && $0["outcome"] as? String == "queued" }
+        XCTAssertEqual(queued.count, 1, "one queued open, not one per wake: \(text)")
+        let doc = try XCTUnwrap(lines.last)
+        let l = try XCTUnwrap(locks(doc).first { $0["kind"] as? String == "LEASE" }, text)
+        XCTAssertEqual(l["contended"] as? Int, 1, "the opener waited once")
+        let breaks = try XCTUnwrap(l["lease_breaks"] as? [String: Any])
+        XCTAssertEqual(breaks["count"] as? Int, 1, text)
+        let b = try XCTUnwrap((breaks["breaks"] as? [[String: Any]])?.first)
+        XCTAssertEqual(b["holder"] as? Int, Int(holder.pid))
+        XCTAssertEqual(b["breaker"] as? Int, Int(reader.pid))
+        XCTAssertEqual(b["resolution"] as? String, "downgraded")
+        XCTAssertEqual(num(b["seconds"]), 0.5, accuracy: 0.2)
+        XCTAssertEqual(processes(l)[reader.pid]?["waits"] as? Int, 1)
+        XCTAssertEqual(num(processes(l)[reader.pid]?["wait_seconds"]), 0.5, accuracy: 0.2)
+    }
+
     /// With no FILE, a lock's path comes from the locker's open files.
     func testSystemWideWatchResolvesPaths() throws {
         try requireLockEvents()
