@@ -427,7 +427,8 @@ public struct LockAggregator: Sendable {
         }
         if var p = processes[pid] { p.exited = t; processes[pid] = p }
         else { processes[pid] = ProcessRecord(pid: pid, parent: nil, comm: x.comm, exited: t) }
-        var last: LockOperation?
+        // A lease breaker woken and not queued again had its open() return.
+        var last = wokenBreakers.isEmpty ? nil : settleWokenBreakers(exiting: pid)
         // A waiter that dies while queued gives up its wait.
         for i in waiting {
             while let wi = table[i].queued.firstIndex(where: { $0.pid == pid }) {

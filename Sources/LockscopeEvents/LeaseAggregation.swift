@@ -243,6 +243,18 @@ extension LockAggregator {
         return granted
     }
 
+    /// The exit of a breaker still marked woken: it was not queued again.
+    mutating func settleWokenBreakers(exiting pid: Int32) -> LockOperation? {
+        var granted: LockOperation?
+        for (request, woken) in wokenBreakers {
+            guard let wi = table[woken.slot].waitingIndex(request) else { wokenBreakers[request] = nil; continue }
+            guard table[woken.slot].queued[wi].pid == pid else { continue }
+            wokenBreakers[request] = nil
+            granted = finishBreakWait(woken.slot, wi, at: woken.at)
+        }
+        return granted
+    }
+
     /// A breaker's open() returns: its wait ends (measured from its first
     /// `break_lease_block`), and leases it conflicts with that are still being broken
     /// went without an F_SETLEASE we saw (the kernel would have queued it again).

@@ -203,6 +203,18 @@ import Testing
         #expect(l.breaks.map(\.resolution) == [.closed] && l.holders.map(\.pid) == [200])
     }
 
+    @Test func aReaderWokenEveryJiffyThatExitsHadItsOpenReturn() throws {
+        var agg = LockAggregator()
+        readerBreaksAWriteLease(&agg, wakes: 10)
+        #expect(agg.apply(ev(1.05, 200, .breakLeaseUnblock, type: .read, lock: request)) == nil)
+        let exit = ExitEvent(header: SampleHeader(time: UInt64(1.1e9), cpu: 0, pid: 200, tid: 200), pid: 200,
+                             comm: InlineName("python3"), groupDead: true)
+        #expect(agg.apply(.exit(exit))?.outcome == .granted)
+        let l = try #require(agg.summary(now: UInt64(2e9), durationSeconds: 2, lostEvents: 0).locks.first)
+        #expect(l.contended == 1 && l.abandonedWaits == 0 && l.waitersNow == 0)
+        #expect(l.breaks.map(\.resolution) == [.closed])
+    }
+
     @Test func aHolderThatExitsEndsItsLeaseAsClosed() throws {
         var agg = LockAggregator()
         agg.apply(ev(0, 100, .genericAddLease, owner: holderFiles))
