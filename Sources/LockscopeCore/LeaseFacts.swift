@@ -22,22 +22,9 @@ public struct SignalMasks: Sendable, Hashable {
         self.caught = caught
     }
 
-    /// Nil when the text has no `SigCgt:` line (not a status file).
-    public static func parse(status text: String) -> SignalMasks? {
-        var m = SignalMasks()
-        var seen = false
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = UInt64(line[line.index(after: colon)...].trimmingSpaces, radix: 16)
-            switch line[line.startIndex..<colon] {
-            case "SigBlk": m.blocked = value ?? 0
-            case "SigIgn": m.ignored = value ?? 0
-            case "SigCgt": m.caught = value ?? 0; seen = value != nil
-            default: continue
-            }
-        }
-        return seen ? m : nil
-    }
+    /// Nil when the text has no `SigCgt:` line (not a status file). `StatusFields`
+    /// parses the file; this is its signal part.
+    public static func parse(status text: String) -> SignalMasks? { StatusFields.parse(text).signalMasks }
 
     static func bit(_ signal: Int32) -> UInt64 { signal >= 1 && signal <= 64 ? UInt64(1) << UInt64(signal - 1) : 0 }
     public func catches(_ signal: Int32) -> Bool { caught & SignalMasks.bit(signal) != 0 }
