@@ -371,16 +371,23 @@ final class DepthLiveTests: XCTestCase {
         time.sleep(600)
     """
 
+    /// The machine's lease-break-time, only read; skips unless leases are enabled and
+    /// it gives the lease scenes at least 5 s to diagnose a break in.
+    func leaseBreakTime() throws -> Int {
+        guard let btText = readProcText("/proc/sys/fs/lease-break-time"), let bt = LeaseFacts.breakTime(btText), bt >= 5 else {
+            try skip("lease-break-time unreadable or under 5 s")
+        }
+        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
+        return bt
+    }
+
     /// A read lease (F_SETLEASE) broken by a writer's open(): the writer blocks in
     /// openat until the holder releases or lease-break-time runs out; seconds_left
     /// is lease-break-time minus how long the writer has waited.
     func testLeaseBeingBrokenByAWriter() throws {
         let py = try python()
         try requireRoot("reading the lease holder's fdinfo")
-        guard let btText = readProcText("/proc/sys/fs/lease-break-time"), let bt = LeaseFacts.breakTime(btText), bt >= 5 else {
-            try skip("lease-break-time unreadable or under 5 s")
-        }
-        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
+        let bt = try leaseBreakTime()
         let dir = try tempDir()
         let file = try dir.touch("leased")
         let holder = try run([py, "-c", Self.leaseScript, file], waitFor: "ready")
@@ -431,10 +438,7 @@ final class DepthLiveTests: XCTestCase {
     func testLeaseBreakDuringTheWindowIsTimedFromLockEvents() throws {
         let py = try python()
         try requireRoot("lock events need root")
-        guard let btText = readProcText("/proc/sys/fs/lease-break-time"), let bt = LeaseFacts.breakTime(btText), bt >= 5 else {
-            try skip("lease-break-time unreadable or under 5 s")
-        }
-        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
+        let bt = try leaseBreakTime()
         let dir = try tempDir()
         let file = try dir.touch("leased")
         let holder = try run([py, "-c", Self.leaseScript, file], waitFor: "ready")

@@ -72,9 +72,12 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
     time.sleep(600)
     """
 
-    /// A read lease (F_SETLEASE) broken by another process's open() for writing;
-    /// the holder answers the SIGIO after 0.3 s with F_SETLEASE F_UNLCK.
-    func testLeaseBrokenByAnOpen() throws {
+    /// `watch --events --json --duration D FILE` over one lease break: `holderScript`
+    /// (python3) takes a lease on FILE and prints `ready`; another process opens FILE
+    /// with `opening` (which breaks the lease) and prints `opened`; the holder prints
+    /// `answered` once it has answered the break. Both are gone when this returns.
+    func watchLeaseBreak(holderScript: String, opening: String, answered: String, duration: Int) throws
+        -> (holder: Spawned, opener: Spawned, text: String, lines: [[String: Any]]) {
         try requireLockEvents()
         try requireExecutable("python3")
         guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
@@ -82,17 +85,24 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
         let dir = try TempDir()
         defer { dir.remove() }
         let file = try dir.touch("leased")
-        let watch = try RunningWatch(["--events", "--json", "--duration", "6", file], dir: dir)
-        let holder = try Spawned([py, "-c", Self.leaseHolder, file])
+        let watch = try RunningWatch(["--events", "--json", "--duration", String(duration), file], dir: dir)
+        let holder = try Spawned([py, "-c", holderScript, file])
         defer { holder.terminate() }
         _ = try holder.waitFor(line: "ready")
-        let breaker = try Spawned([py, "-c", "import os, sys; os.open(sys.argv[1], os.O_WRONLY); print('opened', flush=True)", file])
-        defer { breaker.terminate() }
-        _ = try breaker.waitFor(line: "opened")
-        _ = try holder.waitFor(line: "released")
+        let opener = try Spawned([py, "-c", "import os, sys; os.open(sys.argv[1], os.\(opening)); print('opened', flush=True)", file])
+        defer { opener.terminate() }
+        _ = try opener.waitFor(line: "opened")
+        _ = try holder.waitFor(line: answered)
         let (status, text) = try watch.finish()
         XCTAssertEqual(status, 0, text)
-        let lines = try jsonLines(text)
+        return (holder, opener, text, try jsonLines(text))
+    }
+
+    /// A read lease (F_SETLEASE) broken by another process's open() for writing;
+    /// the holder answers the SIGIO after 0.3 s with F_SETLEASE F_UNLCK.
+    func testLeaseBrokenByAnOpen() throws {
+        let scene = try watchLeaseBreak(holderScript: Self.leaseHolder, opening: "O_WRONLY", answered: "released", duration: 6)
+        let (holder, breaker, text, lines) = (scene.holder, scene.opener, scene.text, scene.lines)
         let doc = try XCTUnwrap(lines.last)
         let l = try XCTUnwrap(locks(doc).first { $0["kind"] as? String == "LEASE" }, text)
         XCTAssertEqual(l["acquisitions"] as? Int, 1)
@@ -131,24 +141,8 @@ final class WatchRangeLeaseLiveTests: XCTestCase {
     /// FL_DOWNGRADE_PENDING and the opener wakes every jiffy until the holder
     /// downgrades (0.5 s later). One wait and one break, not one per wake.
     func testWriteLeaseBrokenByAReaderIsOneBreak() throws {
-        try requireLockEvents()
-        try requireExecutable("python3")
-        guard readProcText("/proc/sys/fs/leases-enable")?.hasPrefix("1") ?? false else { try skip("leases disabled (fs.leases-enable)") }
-        let py = try XCTUnwrap(which("python3"))
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let file = try dir.touch("write-leased")
-        let watch = try RunningWatch(["--events", "--json", "--duration", "2", file], dir: dir)
-        let holder = try Spawned([py, "-c", Self.writeLeaseHolder, file])
-        defer { holder.terminate() }
-        _ = try holder.waitFor(line: "ready")
-        let reader = try Spawned([py, "-c", "import os, sys; os.open(sys.argv[1], os.O_RDONLY); print('opened', flush=True)", file])
-        defer { reader.terminate() }
-        _ = try reader.waitFor(line: "opened")
-        _ = try holder.waitFor(line: "downgraded")
-        let (status, text) = try watch.finish()
-        XCTAssertEqual(status, 0, text)
-        let lines = try jsonLines(text)
+        let scene = try watchLeaseBreak(holderScript: Self.writeLeaseHolder, opening: "O_RDONLY", answered: "downgraded", duration: 2)
+        let (holder, reader, text, lines) = (scene.holder, scene.opener, scene.text, scene.lines)
         let queued = lines.filter { $0["kind"] as? String == "LEASE" && $0["outcome"] as? String == "queued" }
         XCTAssertEqual(queued.count, 1, "one queued open, not one per wake: \(text)")
         let doc = try XCTUnwrap(lines.last)
