@@ -72,13 +72,9 @@ public enum LeaseFacts {
 /// `time_out_leases()` then removes (or downgrades) the lease. Later openers do not
 /// move it.
 public struct LeaseBreakClock: Sendable, Hashable {
-    /// Where the wait comes from.
-    public enum Source: String, Sendable, Hashable {
-        /// Kernel lock events saw the open that set the deadline: exact (to a jiffy).
-        case event
-        /// Bounded by the sampler and the breaker's age.
-        case estimate
-    }
+    /// Where the wait comes from. `event`: kernel lock events saw the open that set the
+    /// deadline, exact to a jiffy. `estimate`: bounded by the sampler and the breaker's age.
+    public typealias Source = TimingSource
     public var breakTimeSeconds: Double
     /// Lower bound on the breaker's wait (sampler: in the call for at least this long).
     public var waitedAtLeast: Double

@@ -153,16 +153,22 @@ public enum WaiterSource: String, Sendable, Hashable {
     case event
 }
 
+/// How a duration lockscope reports is known (JSON `*_source`): one vocabulary for a
+/// waiter's wait (`WaitDuration`) and a lease break's clock (`LeaseBreakClock`).
+public enum TimingSource: String, Sendable, Hashable {
+    /// Exact: the kernel's lock events saw it begin during the window (a waiter's
+    /// queueing, the open that set a lease break's deadline).
+    case event
+    /// Bounded from a snapshot: a process's age, the sampler's view of a call.
+    case estimate
+}
+
 /// How long a waiter has waited, and how that is known.
 public struct WaitDuration: Sendable, Hashable {
-    public enum Source: String, Sendable, Hashable {
-        /// Exact: its queueing was seen in the kernel's lock events during the window
-        /// (`Waiter.waitedSeconds`), measured to the window's end.
-        case event
-        /// The waiting process's age when scanned: an upper bound (it may have started
-        /// long before it queued), all a snapshot can tell.
-        case estimate
-    }
+    /// `event`: its queueing was seen during the window (`Waiter.waitedSeconds`),
+    /// measured to the window's end. `estimate`: the waiting process's age when scanned,
+    /// an upper bound (it may have started long before it queued), all a snapshot can tell.
+    public typealias Source = TimingSource
     public var seconds: Double
     public var source: Source
     public init(seconds: Double, source: Source) {
