@@ -40,7 +40,7 @@ let package = Package(
         ),
         // The static release's deferred protocol-conformance records: the linker script
         // that sets them apart and the call that hands them to the Swift runtime when a
-        // command other than list/who/waiters runs (docs/performance.md, "Start-up, fourth
+        // command other than list/who/waiters/metrics runs (docs/performance.md, "Start-up, fourth
         // pass").
         .target(
             name: "CLockscopeImage",

@@ -80,8 +80,9 @@ struct Lockscope: ParsableCommand {
     }
 
     /// The snapshot commands, which answer in milliseconds and must start as fast as
-    /// lslocks (docs/performance.md, "Start-up").
-    static let snapshotCommands: [ParsableCommand.Type] = [List.self, Who.self, Waiters.self]
+    /// lslocks (docs/performance.md, "Start-up"); `metrics` is one snapshot too, and
+    /// node_exporter's textfile cron runs it on every host.
+    static let snapshotCommands: [ParsableCommand.Type] = [List.self, Who.self, Waiters.self, Metrics.self]
 
     /// `list …`, `who …`, `waiters …` parsed by ArgumentParser as a command of its own
     /// (`parseAsRoot` of that type): it reflects over that one command instead of

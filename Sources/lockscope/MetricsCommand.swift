@@ -29,6 +29,7 @@ struct ExpositionOptions: ParsableArguments {
 struct Metrics: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
+        _superCommandName: "lockscope",  // parsed on its own at start-up: Lockscope.parseSnapshotCommand
         abstract: "Print the lock contention on this host as Prometheus metrics (one snapshot).",
         discussion: """
         One read of /proc/locks, no descriptor scan. Prometheus text format 0.0.4 (what
