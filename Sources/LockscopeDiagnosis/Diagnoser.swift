@@ -241,13 +241,7 @@ public struct Diagnoser: Sendable {
         let fifoOpens = fifoOpenings(pids: interesting, activity: result.activity)
         for o in fifoOpens.values { for e in o.ends where facts[e.pid] == nil { remember(reader.facts(of: e.pid, withThreads: true)) } }
 
-        // Each process's own resolver configuration, as its libc will read it.
-        var confs: [Int32: ResolvConf] = [:]
-        // Read only for processes in a socket call (the only ones a DNS rule can be about):
-        // /proc/PID/root may be on a dead filesystem.
-        for pid in interesting where Self.inSocketCall(result.activity[pid]) {
-            if let c = Self.resolvConf(pid: pid, proc: proc) { confs[pid] = c }
-        }
+        let confs = Self.resolvConfs(pids: interesting, activity: result.activity, proc: proc)
         var uninspectable = result.uninspectable
         for pid in interesting where result.activity[pid] == nil && facts[pid] == nil { uninspectable.insert(pid) }
 
@@ -296,13 +290,25 @@ public struct Diagnoser: Sendable {
     /// The calls a thread blocks in on a pipe, FIFO or stream socket, with the fd first.
     static let channelCalls: Set<String> = ["read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg"]
 
+    /// Each process's own resolver configuration, as its libc will read it, for the
+    /// processes in a socket call only: those are the only ones a DNS rule can be about,
+    /// and each read costs a fork (`Careful.read`: /proc/PID/root may be on a dead
+    /// filesystem), about a millisecond, more than the rest of a quick diagnosis.
+    public static func resolvConfs(pids: some Sequence<Int32>, activity: [Int32: ProcessActivity], proc: ProcRoot) -> [Int32: ResolvConf] {
+        var confs: [Int32: ResolvConf] = [:]
+        for pid in pids where inSocketCall(activity[pid]) {
+            if let c = resolvConf(pid: pid, proc: proc) { confs[pid] = c }
+        }
+        return confs
+    }
+
     /// `/proc/PID/root/etc/resolv.conf` (the file in the process's own mount
     /// namespace and root: containers and private mounts are respected), with
     /// `RES_OPTIONS`/`LOCALDOMAIN` from its environment when readable.
     ///
     /// On the live system the read is made by a disposable child with a deadline
     /// (`Careful.read`): the process's root may be on a filesystem that does not answer.
-    public static func resolvConf(pid: Int32, proc: ProcRoot) -> ResolvConf? {
+    static func resolvConf(pid: Int32, proc: ProcRoot) -> ResolvConf? {
         let relative = "\(pid)/root/etc/resolv.conf"
         let text: String
         if proc.isLive {

@@ -137,8 +137,7 @@ struct QuickDiagnosis {
             }
         }
         let activity = SamplerActivity(proc: proc).activity(pids: pids, window: 0, hz: 1, shouldStop: { false })
-        var confs: [Int32: ResolvConf] = [:]
-        for pid in pids { if let c = Diagnoser.resolvConf(pid: pid, proc: proc) { confs[pid] = c } }
+        let confs = Diagnoser.resolvConfs(pids: pids, activity: activity.activity, proc: proc)
 
         var subset = report
         subset.locks = Array(contended)
