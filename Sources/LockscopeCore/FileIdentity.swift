@@ -24,18 +24,25 @@ public struct FileIdentity: Hashable, Sendable, Comparable, CustomStringConverti
 
     /// Parses `MAJ:MIN:INODE` with hexadecimal major/minor and decimal inode,
     /// as /proc/locks prints it. Returns nil for anything else.
-    public init?(parsing text: Substring) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 3,
-              !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty,
-              let maj = UInt32(parts[0], radix: 16),
-              let min = UInt32(parts[1], radix: 16),
-              let ino = UInt64(parts[2], radix: 10)
+    public init?(parsing text: Substring) { self.init(parsing: String(text)) }
+
+    public init?(parsing text: String) {
+        var text = text
+        guard let id = text.withUTF8({ Self(parsing: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = id
+    }
+
+    /// The same from bytes (the /proc/locks parser's field, in place).
+    init?(parsing b: UnsafeRawBufferPointer) {
+        guard let c1 = b.firstIndex(of: UInt8(ascii: ":")),
+              let c2 = b[(c1 + 1)...].firstIndex(of: UInt8(ascii: ":")),
+              !b[(c2 + 1)...].contains(UInt8(ascii: ":")),
+              let maj = ASCIIDecimal.unsigned(UnsafeRawBufferPointer(rebasing: b[..<c1]), radix: 16).flatMap({ UInt32(exactly: $0) }),
+              let min = ASCIIDecimal.unsigned(UnsafeRawBufferPointer(rebasing: b[(c1 + 1)..<c2]), radix: 16).flatMap({ UInt32(exactly: $0) }),
+              let ino = ASCIIDecimal.unsigned(UnsafeRawBufferPointer(rebasing: b[(c2 + 1)...]), radix: 10)
         else { return nil }
         self.init(major: maj, minor: min, inode: ino)
     }
-
-    public init?(parsing text: String) { self.init(parsing: Substring(text)) }
 
     public static func < (a: FileIdentity, b: FileIdentity) -> Bool {
         (a.major, a.minor, a.inode) < (b.major, b.minor, b.inode)

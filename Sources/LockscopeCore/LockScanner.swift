@@ -80,7 +80,7 @@ public struct LockScanner: Sendable {
 
     func readKernelLocks() throws(LockscopeError) -> [KernelLock] {
         do {
-            return ProcLocksParser.parse(try proc.readText("locks")).locks
+            return try proc.readBytes("locks").withUnsafeBytes { ProcLocksParser.parse($0) }.locks
         } catch {
             throw .procRead(error.path, error.errno)
         }
