@@ -18,6 +18,9 @@ public struct StatFields: Sendable, Hashable {
     /// Field 22: start time in clock ticks after boot.
     public var startTicks: UInt64
     public var threads: Int
+    /// Field 39: the CPU it last ran on (`task_cpu()`; of the leader in /proc/PID/stat);
+    /// nil when the line ends before it.
+    public var processor: Int? = nil
 
     /// `PF_KTHREAD` (include/linux/sched.h): a kernel thread, with no user space.
     public var isKernelThread: Bool { flags & 0x0020_0000 != 0 }
@@ -41,10 +44,13 @@ public struct StatFields: Sendable, Hashable {
         var field = 4
         var start = close + 4
         var i = start
-        while field <= 22 {
-            guard i <= b.count else { return nil }
+        while field <= 39 {
+            // A line that ends after field 22 still parses (only `processor` is then nil).
+            guard i <= b.count else { return field > 22 ? f : nil }
             if i < b.count && b[i] != UInt8(ascii: " ") && b[i] != 10 { i += 1; continue }
             switch field {
+            case 39:
+                f.processor = number(b, start..<i).flatMap { Int(exactly: $0) }.flatMap { $0 >= 0 ? $0 : nil }
             case 4, 5, 9, 14, 15, 20, 22:
                 guard let v = number(b, start..<i) else { return nil }
                 switch field {

@@ -24,16 +24,6 @@ public enum SchedClock {
         return execStartMilliseconds(readOwnSched())
     }
 
-    /// Field 39 of /proc/PID/task/TID/stat (fs/proc/array.c `do_task_stat()`:
-    /// `task_cpu(task)`), the CPU the thread last ran on; fields resume after the
-    /// last `)` as in `StatFields`. nil when the line is shorter.
-    public static func lastCPU(statLine: String) -> Int? {
-        guard let close = statLine.lastIndex(of: ")") else { return nil }
-        // After ") " the state is field 3, so field 39 is the 37th word.
-        let words = statLine[statLine.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard words.count >= 37, let cpu = Int(words[36]), cpu >= 0 else { return nil }
-        return cpu
-    }
 
     /// `se.exec_start   :   3131175.206397` → 3131175.206397 (ms); nil when absent.
     /// Bytes, not lines: it is read for every waiter, and the file has ~40 lines.
@@ -57,5 +47,40 @@ public enum SchedClock {
             i += 1
         }
         return nil
+    }
+}
+
+/// How long threads have been off a CPU — for a thread asleep in a lock call, how long
+/// it has waited since it last woke — each measured against the clock of the CPU it
+/// last ran on (`StatFields.processor`), as `SchedClock` requires: this thread visits
+/// each such CPU once per instance. A recorded tree has no CPUs to visit; its own
+/// `thread-self/sched` is then the one reference.
+public struct OffCPUClock {
+    public let proc: ProcRoot
+    private var nowByCPU: [Int: Double?] = [:]
+    private var recordedNow: Double??
+
+    public init(proc: ProcRoot) { self.proc = proc }
+
+    /// Seconds since thread `tid` of `pid` last ran; nil when its files are unreadable.
+    /// `lastCPU` saves the read of its stat when the caller has it (`StatFields.processor`).
+    public mutating func secondsSinceLastRan(pid: Int32, tid: Int32, lastCPU: Int? = nil) -> Double? {
+        guard let theirs = SchedClock.execStartMilliseconds(try? proc.readBytes("\(pid)/task/\(tid)/sched")),
+              let now = reference(pid: pid, tid: tid, lastCPU: lastCPU) else { return nil }
+        return max(0, (now - theirs) / 1000)
+    }
+
+    private mutating func reference(pid: Int32, tid: Int32, lastCPU: Int?) -> Double? {
+        guard proc.isLive else {
+            if recordedNow == nil { recordedNow = SchedClock.execStartMilliseconds(try? proc.readBytes("thread-self/sched")) }
+            return recordedNow ?? nil
+        }
+        guard let cpu = lastCPU ?? (try? proc.readBytes("\(pid)/task/\(tid)/stat")).flatMap({ bytes in
+            bytes.withUnsafeBytes { StatFields.parse($0)?.processor }
+        }) else { return nil }
+        if let known = nowByCPU[cpu] { return known }
+        let now = SchedClock.nowMilliseconds(onCPU: cpu) { [proc] in try? proc.readBytes("thread-self/sched") }
+        nowByCPU[cpu] = now
+        return now
     }
 }

@@ -56,23 +56,31 @@ public struct Collector: Sendable {
 
     /// The longest wait of each contended lock, estimated per waiter as the time since
     /// its blocked thread last ran on a CPU (a thread asleep in `flock`/`F_SETLKW` does
-    /// not run): our own thread's `se.exec_start` minus the waiter's, both from
-    /// /proc/…/sched (kernel/sched/debug.c `proc_sched_show_task()`, milliseconds of the
-    /// scheduler clock). Waiters whose sched file cannot be read are left out.
+    /// not run; `OffCPUClock`, each against its own CPU's clock). Waiters whose files
+    /// cannot be read are left out.
     func waitAges(_ report: LockReport) -> [LockKey: Double] {
         var out: [LockKey: Double] = [:]
-        guard report.locks.contains(where: { !$0.waiters.isEmpty }),
-              let now = SchedClock.execStartMilliseconds(try? proc.readBytes("thread-self/sched")) else { return out }
+        var clock = OffCPUClock(proc: proc)
         for l in report.locks where !l.waiters.isEmpty {
             var oldest: Double? = nil
             for w in l.waiters where w.pid > 0 {
-                guard let tid = w.tid ?? blockedThread(of: w.pid),
-                      let theirs = SchedClock.execStartMilliseconds(try? proc.readBytes("\(w.pid)/task/\(tid)/sched")) else { continue }
-                oldest = max(oldest ?? 0, max(0, (now - theirs) / 1000))
+                guard let asleep = secondsAsleep(w, clock: &clock) else { continue }
+                oldest = max(oldest ?? 0, asleep)
             }
             if let oldest { out[LockKey(l)] = oldest }
         }
         return out
+    }
+
+    /// The usual waiter (`flock`, `iptables`) has one thread: /proc/PID/stat says so and
+    /// names the CPU it last ran on, and its sched file is the only other read.
+    func secondsAsleep(_ w: Waiter, clock: inout OffCPUClock) -> Double? {
+        if let tid = w.tid { return clock.secondsSinceLastRan(pid: w.pid, tid: tid) }
+        guard let stat = (try? proc.readBytes("\(w.pid)/stat")).flatMap({ $0.withUnsafeBytes { StatFields.parse($0) } })
+        else { return nil }
+        if stat.threads == 1 { return clock.secondsSinceLastRan(pid: w.pid, tid: w.pid, lastCPU: stat.processor) }
+        guard let tid = blockedThread(of: w.pid) else { return nil }
+        return clock.secondsSinceLastRan(pid: w.pid, tid: tid)
     }
 
     /// The waiter's thread that sits in a lock call: the process itself when it has one

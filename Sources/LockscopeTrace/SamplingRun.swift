@@ -133,19 +133,8 @@ struct SamplingRun {
         }
         let end = MonotonicClock.nanoseconds
 
-        // Time since each sleeping thread last ran, against the clock of the CPU it last
-        // ran on (see SchedClock: the CPUs' clocks are not comparable). A recorded tree
-        // has no CPUs to visit: its own thread-self/sched is the one reference.
-        var cpuNow: [Int: Double?] = [:]
-        let recordedNow = proc.isLive ? nil : Self.execStart(try? proc.readText("thread-self/sched"))
-        func reference(pid: Int32, tid: Int32) -> Double? {
-            guard proc.isLive else { return recordedNow }
-            guard let stat = try? proc.readText("\(pid)/task/\(tid)/stat"), let cpu = SchedClock.lastCPU(statLine: stat) else { return nil }
-            if let known = cpuNow[cpu] { return known }
-            let now = SchedClock.nowMilliseconds(onCPU: cpu) { (try? proc.readText("thread-self/sched")).map { Array($0.utf8) } }
-            cpuNow[cpu] = now
-            return now
-        }
+        // Time since each sleeping thread last ran (see OffCPUClock: per-CPU clocks).
+        var offCPU = OffCPUClock(proc: proc)
         let ticks = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
         var out: [SampledProcess] = []
         for p in processes {
@@ -156,10 +145,8 @@ struct SamplingRun {
             var threads: [SampledThread] = []
             for tid in p.order {
                 guard let t = p.threads[tid] else { continue }
-                if !t.exited && t.state != "R" && t.decoded != nil,
-                   let theirs = Self.execStart(try? proc.readText("\(p.pid)/task/\(tid)/sched")),
-                   let selfExec = reference(pid: p.pid, tid: tid) {
-                    t.sinceLastRan = max(0, (selfExec - theirs) / 1000)
+                if !t.exited && t.state != "R" && t.decoded != nil {
+                    t.sinceLastRan = offCPU.secondsSinceLastRan(pid: p.pid, tid: tid)
                 }
                 t.closeAll()
                 let histogram = t.counts.map { SampleCount(bucket: bucket($0.key), count: $0.value, fraction: t.samples > 0 ? Double($0.value) / Double(t.samples) : 0) }
@@ -313,12 +300,6 @@ struct SamplingRun {
         case Self.unknown: return .unknown
         default: return .syscall(SyscallTable.forArch(sampler.arch).name(of: code) ?? "syscall_\(code)")
         }
-    }
-
-    /// `se.exec_start : 3131175.206397` (milliseconds of the scheduler clock) from
-    /// /proc/…/sched; nil when absent or unreadable.
-    static func execStart(_ text: String?) -> Double? {
-        SchedClock.execStartMilliseconds(text.map { Array($0.utf8) })
     }
 
     /// The call a thread in `restart_syscall` resumes, from the kernel function it sleeps in.

@@ -8,9 +8,12 @@ final class SchedClockTests: XCTestCase {
     /// a parenthesis): field 39, the CPU it last ran on, is 1.
     func testLastCPUIsField39AfterTheLastParenthesis() {
         let line = "4242 (we ird) name) S 1 4242 4242 0 -1 4194560 120 0 0 0 0 0 0 0 20 0 1 0 1734 5521408 344 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-        XCTAssertEqual(SchedClock.lastCPU(statLine: line), 1)
-        XCTAssertNil(SchedClock.lastCPU(statLine: "4242 (short) S 1 2 3\n"))
-        XCTAssertNil(SchedClock.lastCPU(statLine: "no parenthesis at all"))
+        XCTAssertEqual(StatFields.parse(line)?.processor, 1)
+        XCTAssertEqual(StatFields.parse(line)?.startTicks, 1734)
+        // Ends after field 22: parsed, with no CPU.
+        XCTAssertNil(try XCTUnwrap(StatFields.parse("4242 (short) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 99\n")).processor)
+        XCTAssertNil(StatFields.parse("4242 (short) S 1 2 3\n"))
+        XCTAssertNil(StatFields.parse("no parenthesis at all"))
     }
 
     /// Live: two readings on the same CPU a few ms apart differ by about that time, which

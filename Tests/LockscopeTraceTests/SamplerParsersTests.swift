@@ -11,11 +11,6 @@ final class SamplerParsersTests: XCTestCase {
         XCTAssertEqual(FdResolver.classify("/run/xtables.lock (deleted)"), .path("/run/xtables.lock (deleted)"))
     }
 
-    func testSchedExecStart() {
-        XCTAssertEqual(SamplingRun.execStart("x (1, #threads: 1)\n---\nse.exec_start                                :       3131175.206397\nse.vruntime : 1\n"), 3131175.206397)
-        XCTAssertNil(SamplingRun.execStart("nothing"))
-    }
-
     /// /proc/…/syscall parsed in place (the stat line is Core's `StatFields`).
     func testSyscallParser() {
         var key = [UInt64](repeating: 0, count: 9)
