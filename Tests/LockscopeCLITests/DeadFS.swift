@@ -193,7 +193,7 @@ final class DeadFS {
     private func waitForWaiters(_ pids: [pid_t]) throws {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            let text = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+            let text = readProcText("/proc/locks") ?? ""
             let blocked = text.split(separator: "\n").filter { $0.contains("->") }
             if pids.allSatisfy({ pid in blocked.contains { $0.split(separator: " ").contains(Substring(String(pid))) } }) { return }
             usleep(20_000)
@@ -241,7 +241,7 @@ final class DeadFS {
             if umount2(mountpoint, Int32(MNT_DETACH)) != 0 && errno != EINVAL {
                 XCTFail("umount \(mountpoint): \(String(cString: strerror(errno)))")
             }
-            let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            let table = readProcText("/proc/self/mountinfo") ?? ""
             XCTAssertFalse(table.contains(" \(mountpoint) "), "\(mountpoint) is still mounted")
         }
         dir.remove()

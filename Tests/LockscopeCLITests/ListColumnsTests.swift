@@ -193,7 +193,7 @@ final class ListColumnsTests: XCTestCase {
         try holder.waitForReady()
         let waiter = try Testbed.spawn(["open:" + a, "flock:ex"])
         defer { waiter.terminate() }
-        try waitUntil { (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?.contains("-> FLOCK") == true }
+        try waitUntil { readProcText("/proc/locks")?.contains("-> FLOCK") == true }
         let pids = Set(["\(holder.pid)", "\(waiter.pid)"])
         let cols = "COMMAND,PID,TYPE,SIZE,MODE,M,START,END,PATH,BLOCKER,INODE,MAJ:MIN"
         for extra in [[], ["-b"]] {

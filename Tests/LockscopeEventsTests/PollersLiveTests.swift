@@ -48,7 +48,7 @@ final class PollersLiveTests: XCTestCase {
         let dir = try TempDir()
         let file = try dir.touch("lock")
         let holder = try start(["/usr/bin/flock", file, "sleep", "30"])
-        XCTAssertTrue(waitUntil(timeout: 5) { (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?.contains(" \(holder.pid) ") == true })
+        XCTAssertTrue(waitUntil(timeout: 5) { readProcText("/proc/locks")?.contains(" \(holder.pid) ") == true })
         let waiter = try start(["/usr/bin/flock", file, "true"])
         let loop = try start(["/bin/sh", "-c", "while ! flock -n \"$0\" true; do sleep 0.5; done", file])
         let sleeper = try start(["/usr/bin/python3", "-c", "import sys, time\nf = open(sys.argv[1])\ntime.sleep(30)", file])
@@ -117,7 +117,7 @@ final class PollersLiveTests: XCTestCase {
         let file = try dir.touch("lock")
         chmod(file, 0o644)
         let holder = try start(["/usr/bin/flock", file, "sleep", "30"])
-        XCTAssertTrue(waitUntil(timeout: 5) { (try? String(contentsOfFile: "/proc/locks", encoding: .utf8))?.contains(" \(holder.pid) ") == true })
+        XCTAssertTrue(waitUntil(timeout: 5) { readProcText("/proc/locks")?.contains(" \(holder.pid) ") == true })
         let r = try runCommand(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                 TestBinaries.lockscope, "waiters", "--window", "0.3", file])
         XCTAssertEqual(r.exitCode, 0, r.stdout + r.stderr)
