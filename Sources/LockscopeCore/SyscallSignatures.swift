@@ -20,31 +20,43 @@ enum SyscallSignatures {
     }
 
     /// `"kind name, kind name"` → arguments; nil when a part is not two words or
-    /// names no `ArgKind`. One pass over the bytes: `split` into arrays of slices
-    /// cost more than everything else the table build does.
+    /// names no `ArgKind`. One pass over the bytes, the kind found by hash: `split`
+    /// into arrays of slices, and then `ArgKind(rawValue:)` comparing each word with
+    /// the 32 raw values in turn, cost more than everything else the table build does
+    /// (which `metrics`' quick diagnosis pays to decode one holder's call).
     static func parse(_ spec: String) -> [(name: String, kind: ArgKind)]? {
         var spec = spec
         return spec.withUTF8 { bytes -> [(name: String, kind: ArgKind)]? in
             var args: [(name: String, kind: ArgKind)] = []
-            var words: [String] = []
+            args.reserveCapacity(6)
+            var words: (kind: Range<Int>?, name: Range<Int>?, extra: Bool) = (nil, nil, false)
             var start = 0
             func part() -> Bool {
-                if words.isEmpty { return true }
-                guard words.count == 2, let kind = ArgKind(rawValue: words[0]) else { return false }
-                args.append((words[1], kind))
-                words.removeAll(keepingCapacity: true)
+                guard let k = words.kind else { return !words.extra }
+                guard let n = words.name, !words.extra,
+                      let kind = kinds[String(decoding: UnsafeBufferPointer(rebasing: bytes[k]), as: UTF8.self)] else { return false }
+                args.append((String(decoding: UnsafeBufferPointer(rebasing: bytes[n]), as: UTF8.self), kind))
+                words = (nil, nil, false)
                 return true
             }
             for i in 0...bytes.count {
                 let b = i < bytes.count ? bytes[i] : UInt8(ascii: ",")
                 guard b == UInt8(ascii: " ") || b == UInt8(ascii: ",") else { continue }
-                if i > start { words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) }
+                if i > start {
+                    if words.kind == nil { words.kind = start..<i } else if words.name == nil { words.name = start..<i } else { words.extra = true }
+                }
                 start = i + 1
                 if b == UInt8(ascii: ","), !part() { return nil }
             }
             return args
         }
     }
+
+    private static let kinds: [String: ArgKind] = {
+        var byName = [String: ArgKind](minimumCapacity: ArgKind.allCases.count)
+        for k in ArgKind.allCases { byName[k.rawValue] = k }
+        return byName
+    }()
 
     private static let B: SyscallClass = .blocking
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// System-call tables: number ↔ name per architecture, and per name the argument
 /// kinds the decoder uses. Numbers come from the kernel's uapi headers (x86_64:
 /// arch/x86/entry/syscalls/syscall_64.tbl → asm/unistd_64.h; aarch64: the generic
@@ -7,7 +9,7 @@
 /// architecture, like `clone`, are decoded as raw values).
 
 /// How to decode one argument register.
-public enum ArgKind: String, Sendable, Hashable {
+public enum ArgKind: String, Sendable, Hashable, CaseIterable {
     /// Signed integer.
     case int
     /// Unsigned integer (sizes, counts).
@@ -87,10 +89,8 @@ public struct SyscallInfo: Sendable, Hashable {
 /// Number ↔ name for one architecture, with signatures. Naming a call (`list`,
 /// `who`: is this thread in `flock`?) reads the static list in `SyscallNumbers`
 /// directly; the first lookup of a call's signature or classes (a decoder, a
-/// trace filter) builds the dense table by number once, parsing the signatures on
-/// their bytes. That build, done with `Character` splits for every table at first
-/// use, was most of what `metrics`' quick diagnosis cost; decoding reads stored
-/// fields, as a tracer's hot path must.
+/// trace filter) builds that call's entry (`LazyInfos`), and later lookups read
+/// the stored fields, as a tracer's hot path must.
 public struct SyscallTable: Sendable {
     public let arch: SyscallArch
 
@@ -104,39 +104,28 @@ public struct SyscallTable: Sendable {
         }
     }
 
-    private static let x86_64Infos = byNumber(SyscallNumbers.x86_64)
-    private static let aarch64Infos = byNumber(SyscallNumbers.aarch64)
+    private static let x86_64Infos = LazyInfos(calls: SyscallNumbers.x86_64)
+    private static let aarch64Infos = LazyInfos(calls: SyscallNumbers.aarch64)
 
     /// Indexed by number.
-    private var infos: [SyscallInfo?] {
+    private var infos: LazyInfos {
         switch arch {
         case .x86_64: return Self.x86_64Infos
         case .aarch64: return Self.aarch64Infos
         }
     }
 
-    private static func byNumber(_ calls: [(Int, String)]) -> [SyscallInfo?] {
-        var list = [SyscallInfo?](repeating: nil, count: (calls.last?.0 ?? -1) + 1)
-        for (number, name) in calls {
-            let signature = SyscallSignatures.signature(of: name)
-            list[number] = SyscallInfo(number: number, name: name, args: signature?.args, classes: signature?.classes ?? [])
-        }
-        return list
-    }
-
     /// The call with this number, or nil.
-    public subscript(number: Int) -> SyscallInfo? {
-        let infos = self.infos
-        return number >= 0 && number < infos.count ? infos[number] : nil
-    }
+    public subscript(number: Int) -> SyscallInfo? { infos[number] }
 
     /// The number of the call with this name, or nil. A linear scan: callers look
     /// up a handful of names, once.
     public func number(of name: String) -> Int? { calls.first { $0.1 == name }?.0 }
 
     /// The name of the call with this number, or nil (binary search of `calls`).
-    public func name(of number: Int) -> String? {
-        let calls = self.calls
+    public func name(of number: Int) -> String? { Self.name(of: number, in: calls) }
+
+    fileprivate static func name(of number: Int, in calls: [(Int, String)]) -> String? {
         var low = 0
         var high = calls.count
         while low < high {
@@ -147,7 +136,7 @@ public struct SyscallTable: Sendable {
     }
 
     /// Every call, in number order.
-    public var all: [SyscallInfo] { infos.compactMap { $0 } }
+    public var all: [SyscallInfo] { calls.compactMap { infos[$0.0] } }
 
     public static let x86_64 = SyscallTable(arch: .x86_64)
     public static let aarch64 = SyscallTable(arch: .aarch64)
@@ -161,4 +150,36 @@ public struct SyscallTable: Sendable {
 
     /// The machine's own table.
     public static var host: SyscallTable { forArch(.host) }
+}
+
+/// One architecture's table by number, each entry built (its signature parsed) on its
+/// first lookup: a snapshot's quick diagnosis decodes one or two calls, and parsing all
+/// ~370 signatures first cost ~1 M instructions there. A tracer's per-call lookup is an
+/// uncontended lock and an array read.
+private final class LazyInfos: Sendable {
+    /// (number, name) in increasing number order.
+    let calls: [(Int, String)]
+    /// nil: not looked up yet; .some(nil): no call has this number.
+    private let slots: Mutex<[SyscallInfo??]>
+
+    init(calls: [(Int, String)]) {
+        self.calls = calls
+        slots = Mutex([SyscallInfo??](repeating: nil, count: (calls.last?.0 ?? -1) + 1))
+    }
+
+    subscript(number: Int) -> SyscallInfo? {
+        slots.withLock { slots in
+            guard number >= 0 && number < slots.count else { return nil }
+            if let known = slots[number] { return known }
+            let built = build(number)
+            slots[number] = .some(built)
+            return built
+        }
+    }
+
+    private func build(_ number: Int) -> SyscallInfo? {
+        guard let name = SyscallTable.name(of: number, in: calls) else { return nil }
+        let signature = SyscallSignatures.signature(of: name)
+        return SyscallInfo(number: number, name: name, args: signature?.args, classes: signature?.classes ?? [])
+    }
 }
