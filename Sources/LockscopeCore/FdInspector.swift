@@ -49,8 +49,8 @@ struct FdInspector {
     mutating func mountTable(of pid: Int32) -> MountTable? {
         let key = (try? proc.readLink("\(pid)/ns/mnt")) ?? "pid:\(pid)"
         if let t = mountsByNamespace[key] { return t }
-        guard let text = try? proc.readText("\(pid)/mountinfo") else { return nil }
-        let table = MountTable.parse(text)
+        guard let bytes = try? proc.readBytes("\(pid)/mountinfo") else { return nil }
+        let table = bytes.withUnsafeBytes { MountTable.parse($0) }
         mountsByNamespace[key] = table
         return table
     }

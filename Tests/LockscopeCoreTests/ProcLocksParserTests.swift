@@ -97,6 +97,15 @@ final class ProcLocksParserTests: XCTestCase {
         XCTAssertNil(mounts.identity(of: FdInfo(mountId: 99, inode: 5)))
     }
 
+    /// Only the id and the device are read; a line without both is skipped, not fatal.
+    func testMountTableReadsIdAndDeviceOfWellFormedLines() {
+        let text = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\ngarbage\nx 1 8:1 / /x rw - ext4 a rw\n40 1 8:y / /y rw - ext4 a rw\n41  1  8:17 / /z rw - ext4 a rw\n42 1 4294967296:0 / /big rw - x a rw\n43 1 7:3"
+        let table = MountTable.parse(text)
+        XCTAssertEqual(table.devices.keys.sorted(), [27, 41, 43])
+        XCTAssertEqual(table.devices[41]?.minor, 17, "runs of spaces separate fields")
+        XCTAssertEqual(table.devices[43]?.major, 7, "the last line needs no newline")
+    }
+
     func testStatWithHostileComm() {
         let stat = "1234 (a) b) (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5000 1000 10 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0"
         let s = StatFields.parse(stat)
