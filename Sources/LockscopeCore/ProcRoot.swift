@@ -35,19 +35,20 @@ public struct ProcRoot: Sendable, Hashable {
         let fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         if fd < 0 { throw ProcReadError(path: full, errno: Errno(rawValue: errno)) }
         defer { close(fd) }
-        // /proc files report size 0, so read until EOF into a growing buffer.
-        var out = [UInt8](repeating: 0, count: 4096)
-        var used = 0
-        while used < limit {
-            if used == out.count { out.append(contentsOf: repeatElement(0, count: out.count)) }
-            let got = out.withUnsafeMutableBytes { raw in
-                (try? retryingOnInterrupt { read(fd, raw.baseAddress! + used, raw.count - used) }) ?? -1
+        // /proc files report size 0, so read until EOF, a page at a time, through one
+        // scratch page: zero-filling a 4 KiB array per read cost more than the reads'
+        // copying (150 reads in one `metrics`).
+        var out: [UInt8] = []
+        var failure: Int32? = nil
+        withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { page in
+            while out.count < limit {
+                let got = (try? retryingOnInterrupt { read(fd, page.baseAddress!, page.count) }) ?? -1
+                if got < 0 { failure = errno; return }
+                if got == 0 { return }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[..<min(got, limit - out.count)]))
             }
-            if got < 0 { throw ProcReadError(path: full, errno: Errno(rawValue: errno)) }
-            if got == 0 { break }
-            used += got
         }
-        out.removeSubrange(min(used, limit)...)
+        if let failure { throw ProcReadError(path: full, errno: Errno(rawValue: failure)) }
         return out
     }
 
