@@ -32,9 +32,7 @@ public struct ProcessReader: Sendable {
         facts.state = stat.state
         facts.cpuTicks = stat.utime + stat.stime
         facts.tracerPid = status.tracerPid
-        if let up = uptime {
-            facts.ageSeconds = max(0, up - Double(stat.startTicks) / ticksPerSecond)
-        }
+        facts.ageSeconds = age(of: stat)
         facts.pidNamespace = try? proc.readLink("\(pid)/ns/pid")
         facts.mountNamespace = try? proc.readLink("\(pid)/ns/mnt")
         facts.cgroup = cgroup.flatMap { $0.split(separator: "\n").first.map { String($0.split(separator: ":", maxSplits: 2).last ?? "") } }
@@ -52,8 +50,14 @@ public struct ProcessReader: Sendable {
         var facts = ProcessFacts(pid: pid, ppid: stat.ppid, comm: stat.comm)
         facts.state = stat.state
         facts.cpuTicks = stat.utime + stat.stime
-        if let up = uptime { facts.ageSeconds = max(0, up - Double(stat.startTicks) / ticksPerSecond) }
+        facts.ageSeconds = age(of: stat)
         return facts
+    }
+
+    /// Seconds since the process started (`starttime`, clock ticks after boot, against
+    /// this reader's uptime), to the 10 ms of a clock tick; nil without /proc/uptime.
+    public func age(of stat: StatFields) -> Double? {
+        uptime.map { max(0, $0 - Double(stat.startTicks) / ticksPerSecond) }
     }
 
     /// Every thread's state and current syscall (no ptrace: /proc/PID/task/TID/syscall).
