@@ -80,7 +80,7 @@ public struct LockScanner: Sendable {
 
     func readKernelLocks() throws(LockscopeError) -> [KernelLock] {
         do {
-            return try proc.readBytes("locks").withUnsafeBytes { ProcLocksParser.parse($0) }.locks
+            return try proc.readBytes("locks", chunk: 1 << 16).withUnsafeBytes { ProcLocksParser.parse($0) }.locks
         } catch {
             throw .procRead(error.path, error.errno)
         }
