@@ -93,7 +93,33 @@ enum HTTP {
                 headers[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces)
             }
         }
-        return HTTPResponse(status: status, headers: headers, body: String(text[split.upperBound...]))
+        var body = String(text[split.upperBound...])
+        // Go's net/http (node_exporter, Prometheus) chunks a body larger than its 2 KiB
+        // buffer: the sizes must come out, or a line split by one no longer matches.
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true,
+           let headEnd = raw.indices.first(where: { raw[$0...].starts(with: [13, 10, 13, 10]) }),
+           let decoded = dechunked(Array(raw[(headEnd + 4)...])) {
+            body = String(decoding: decoded, as: UTF8.self)
+        }
+        return HTTPResponse(status: status, headers: headers, body: body)
+    }
+
+    /// RFC 9112 §7.1: `SIZE(hex)[;ext] CRLF DATA CRLF`…, ending with a zero size. Bytes,
+    /// not characters: CR LF is one `Character`.
+    static func dechunked(_ b: [UInt8]) -> [UInt8]? {
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            guard let lineEnd = b[i...].indices.first(where: { b[$0...].starts(with: [13, 10]) }) else { return nil }
+            let field = String(decoding: b[i..<lineEnd].prefix { $0 != UInt8(ascii: ";") }, as: UTF8.self)
+            guard let size = Int(field.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
+            if size == 0 { return out }
+            let start = lineEnd + 2
+            guard start + size + 2 <= b.count else { return nil }
+            out += b[start..<(start + size)]
+            i = start + size + 2
+        }
+        return nil
     }
 
     /// GET with `Connection: close`, read to EOF.
