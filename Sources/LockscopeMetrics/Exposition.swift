@@ -80,6 +80,11 @@ public enum MetricName {
     public static let failedAttempts = "lockscope_lock_failed_attempts_total"
     public static let lostEvents = "lockscope_lost_events_total"
 
+    /// The order families are written in (`ExpositionOrder`): the snapshot's gauges,
+    /// the exporter's own status, then what the lock events feed.
+    public static let order = [locks, waiters, oldestWait, holder, findings, scrapeDuration, scrapeErrors, eventsAvailable,
+                        waitSeconds, holdSeconds, acquisitions, failedAttempts, lostEvents]
+
     static let help: [String: String] = [
         locks: "Granted file locks in /proc/locks, by kind.",
         waiters: "Processes queued in the kernel for a file lock, by path (the --top most-waited, the rest as path=other), lock kind and the quick diagnosis's cause (reason).",
@@ -153,6 +158,7 @@ public struct Exposition: Sendable {
         out.reserveCapacity(4096)
         registry.emit(into: &out)
         events?.emit(into: &out)
+        out = ExpositionOrder.ordered(out)
         switch format {
         case .text: return out
         case .openMetrics: return OpenMetricsFraming.reframe(out)

@@ -204,6 +204,47 @@ final class ExpositionTests: XCTestCase {
         XCTAssertTrue(text.contains(#"lockscope_lock_hold_seconds_count{path="/run/a.lock"} 2"#), text)
     }
 
+    /// swift-prometheus keeps families and metrics in dictionaries; the exposition is
+    /// put in a fixed order: families as `MetricName` lists them, metrics by labels, a
+    /// histogram's buckets, sum and count together and in order. (Within one process
+    /// the dictionaries' order repeats, so the order is checked, not two renders.)
+    func testFamiliesAndSamplesComeInAFixedOrder() {
+        let events = EventMetrics(maxPaths: 20)
+        events.setAvailable(true)
+        for p in ["/z", "/a", "/m"] { events.recordAcquisition(file: nil, path: p, waitedSeconds: 0.3) }
+        let report = LockReport(locks: [Self.lock("/run/b.lock", inode: 2, waiters: 1), Self.lock("/run/a.lock", inode: 1, kind: .posix, waiters: 3)])
+        var facts = LockMetrics.Facts()
+        facts.oldestWait[LockKey(report.locks[0])] = 4
+        facts.oldestWait[LockKey(report.locks[1])] = 5
+        let e = Exposition(metrics: LockMetrics(report: report, facts: facts, top: 20), findings: ["wait-chain": 0, "deadlock": 1, "dns-timeout": 0],
+                           status: ExporterStatus(scrapeDurationSeconds: 0, scrapeErrors: 0, eventsAvailable: true), events: events)
+        let lines = String(decoding: e.render(.text), as: UTF8.self).split(separator: "\n").map(String.init)
+        let families = lines.filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
+        XCTAssertEqual(families, MetricName.order.filter(families.contains))
+        XCTAssertEqual(families.prefix(3), [MetricName.locks, MetricName.waiters, MetricName.oldestWait])
+        XCTAssertEqual(samples(lines.joined(separator: "\n"), MetricName.findings), [
+            #"lockscope_diagnosis_findings{rule="deadlock"} 1.0"#,
+            #"lockscope_diagnosis_findings{rule="dns-timeout"} 0.0"#,
+            #"lockscope_diagnosis_findings{rule="wait-chain"} 0.0"#,
+        ])
+        XCTAssertEqual(samples(lines.joined(separator: "\n"), MetricName.oldestWait), [
+            #"lockscope_lock_oldest_wait_seconds{path="/run/a.lock"} 5.0"#,
+            #"lockscope_lock_oldest_wait_seconds{path="/run/b.lock"} 4.0"#,
+        ])
+        // One histogram series after another, each bucket-ascending then _sum, _count.
+        let wait = lines.filter { $0.hasPrefix(MetricName.waitSeconds + "_") }
+        let paths = wait.map { String($0.split(separator: "\"")[1]) }
+        XCTAssertEqual(paths.reduce(into: [String]()) { if $0.last != $1 { $0.append($1) } }, ["/a", "/m", "/z"], wait.joined(separator: "\n"))
+        let first = wait.filter { $0.contains(#"path="/a""#) }
+        let bounds = first.compactMap { line in line.range(of: #"le=""#).map { line[$0.upperBound...].prefix { $0 != "\"" } } }
+            .map { $0 == "+Inf" ? Double.infinity : Double($0) ?? -1 }
+        XCTAssertGreaterThan(bounds.count, 2)
+        XCTAssertEqual(bounds, bounds.sorted(), first.joined(separator: "\n"))
+        XCTAssertEqual(bounds.last, .infinity)
+        XCTAssertTrue(first.prefix(bounds.count).allSatisfy { $0.contains("_bucket{") }, first.joined(separator: "\n"))
+        XCTAssertEqual(first.count, bounds.count + 2, "the buckets, then _sum and _count")
+    }
+
     /// The grant time of a lock /proc/locks shows: the event grant of the same file and
     /// kind to the same pid; for an OFD lock (pid -1) the earliest grant; nothing for
     /// another pid or kind, or once the holders are replaced.
