@@ -11,22 +11,28 @@ struct FieldSlot: Sendable {
     /// Reads the field, sign-extending signed fields; 0 when the record is too short.
     @inline(__always)
     func bits(_ raw: UnsafeRawBufferPointer) -> UInt64 {
-        guard offset + size <= raw.count else { return 0 }
-        switch size {
-        case 1:
-            let v = raw.load(fromByteOffset: offset, as: UInt8.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int8(bitPattern: v))) : UInt64(v)
-        case 2:
-            let v = raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int16(bitPattern: v))) : UInt64(v)
-        case 4:
-            let v = raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int32(bitPattern: v))) : UInt64(v)
-        case 8:
-            return raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-        default:
-            return 0
-        }
+        guard offset + size <= raw.count, let base = raw.baseAddress else { return 0 }
+        return loadField(base, offset: offset, size: size, signed: isSigned)
+    }
+}
+
+/// The one reading of an integer field of 1, 2, 4 or 8 bytes at `offset`, widened to
+/// 64 bits (sign-extended when `signed`); 0 for any other size. The caller checks the
+/// bounds: `FieldSlot` against the record, `FlatSlot` once per record.
+@inline(__always)
+func loadField(_ p: UnsafeRawPointer, offset: Int, size: Int, signed: Bool) -> UInt64 {
+    switch size {
+    case 8: return p.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    case 4:
+        let v = p.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+        return signed ? UInt64(bitPattern: Int64(Int32(bitPattern: v))) : UInt64(v)
+    case 2:
+        let v = p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+        return signed ? UInt64(bitPattern: Int64(Int16(bitPattern: v))) : UInt64(v)
+    case 1:
+        let v = p.load(fromByteOffset: offset, as: UInt8.self)
+        return signed ? UInt64(bitPattern: Int64(Int8(bitPattern: v))) : UInt64(v)
+    default: return 0
     }
 }
 
@@ -113,22 +119,7 @@ struct FlatSlot: Sendable {
 
     /// The same value `FieldSlot.bits` reads from a record at least `end` bytes long.
     @inline(__always)
-    func bits(_ p: UnsafeRawPointer) -> UInt64 {
-        let at = Int(offset)
-        switch size {
-        case 8: return p.loadUnaligned(fromByteOffset: at, as: UInt64.self)
-        case 4:
-            let v = p.loadUnaligned(fromByteOffset: at, as: UInt32.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int32(bitPattern: v))) : UInt64(v)
-        case 2:
-            let v = p.loadUnaligned(fromByteOffset: at, as: UInt16.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int16(bitPattern: v))) : UInt64(v)
-        case 1:
-            let v = p.load(fromByteOffset: at, as: UInt8.self)
-            return isSigned ? UInt64(bitPattern: Int64(Int8(bitPattern: v))) : UInt64(v)
-        default: return 0
-        }
-    }
+    func bits(_ p: UnsafeRawPointer) -> UInt64 { loadField(p, offset: Int(offset), size: Int(size), signed: isSigned) }
 }
 
 /// A `LockLayout` as plain offsets (4 bytes a field, no optionals), for the
