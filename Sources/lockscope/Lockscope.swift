@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLockscopeImage
+import SwiftShims
 import LockscopeCore
 import LockscopeTestbed
 #if canImport(Glibc)
@@ -125,9 +126,31 @@ struct Lockscope: ParsableCommand {
 /// snapshot commands, which run none of that code, start faster. Everything else
 /// registers them first, before it parses or prints anything. A no-op in builds linked
 /// without the script.
+///
+/// The records are handed to the runtime the way swiftrt.o hands every image's
+/// sections at start-up: `swift_addNewDSOImage` (stdlib/public/runtime/
+/// ImageInspectionCommon.cpp) with a `MetadataSections` (swift/shims/
+/// MetadataSections.h) whose only range is theirs. That structure comes from the
+/// toolchain's own SwiftShims, so its layout is the one the linked runtime reads. The
+/// runtime keeps the pointer for the life of the process; registering also clears its
+/// conformance cache, so no earlier negative answer survives.
 func registerDeferredConformances() {
-    _ = cls_register_deferred_conformances()
+    guard !deferredConformancesRegistered else { return }
+    deferredConformancesRegistered = true
+    guard let start = cls_deferred_conformances_start(), let stop = cls_deferred_conformances_stop(), stop > start else { return }
+    let sections = UnsafeMutablePointer<MetadataSections>.allocate(capacity: 1)
+    sections.initialize(to: MetadataSections())
+    sections.pointee.version = 5  // what swiftrt.o of the Swift 6 toolchains stores
+    sections.pointee.baseAddress = cls_image_base()
+    sections.pointee.swift5_protocol_conformances = MetadataSectionRange(start: UInt(bitPattern: start), length: stop - start)
+    swiftAddNewDSOImage(sections)
 }
+
+/// Main thread only: set by the first registration.
+nonisolated(unsafe) private var deferredConformancesRegistered = false
+
+@_silgen_name("swift_addNewDSOImage")
+private func swiftAddNewDSOImage(_ sections: UnsafeMutablePointer<MetadataSections>)
 
 /// ArgumentParser reads `--duration -1` as a missing value followed by an unknown
 /// option `-1`; joined into `--duration=-1` the value reaches `validate()`, which

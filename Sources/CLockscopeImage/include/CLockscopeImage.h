@@ -1,6 +1,7 @@
-// CLockscopeImage: the static release binary's deferred protocol-conformance records
-// (docs/performance.md, "Start-up, fourth pass"). Swift cannot name the
-// section bounds the linker defines, nor hand a section to the Swift runtime.
+// CLockscopeImage: where the static release binary's deferred protocol-conformance
+// records are (docs/performance.md, "Start-up, fourth pass"). Swift cannot name the
+// section bounds the linker defines; registering them with the runtime is Swift's
+// (registerDeferredConformances in Sources/lockscope/Lockscope.swift).
 #ifndef CLOCKSCOPE_IMAGE_H
 #define CLOCKSCOPE_IMAGE_H
 
@@ -8,12 +9,12 @@
 extern "C" {
 #endif
 
-// Hands the records that deferred-conformances.ld moved out of
-// swift5_protocol_conformances to the Swift runtime, once; later calls do nothing.
-// Returns how many records it registered (0 in builds linked without the script,
-// where nothing was moved). Call it from the main thread before running any code
-// that may need one of those records: anything but the snapshot commands.
-long cls_register_deferred_conformances(void);
+// The records deferred-conformances.ld moved out of swift5_protocol_conformances:
+// [start, stop), both null in builds linked without the script.
+const void *cls_deferred_conformances_start(void);
+const void *cls_deferred_conformances_stop(void);
+// This image's ELF header, the base address swiftrt.o registers the image with.
+const void *cls_image_base(void);
 
 #ifdef __cplusplus
 }
