@@ -23,10 +23,15 @@ final class SchedClockTests: XCTestCase {
         guard let a = SchedClock.nowMilliseconds(onCPU: 0, readOwnSched: read) else {
             throw XCTSkip("CPU 0 not allowed here, or no /proc/thread-self/sched")
         }
+        let wall0 = MonotonicClock.seconds
         usleep(50_000)
         let b = try XCTUnwrap(SchedClock.nowMilliseconds(onCPU: 0, readOwnSched: read))
-        XCTAssertGreaterThanOrEqual(b - a, 45)
-        XCTAssertLessThan(b - a, 5_000)
+        let wallMs = (MonotonicClock.seconds - wall0) * 1000
+        // The clock is the runqueue's clock_task, which leaves out IRQ and steal time: on
+        // a loaded VM it advanced 40 ms in 50 ms of wall time. Another CPU's clock would
+        // be off by seconds.
+        XCTAssertGreaterThanOrEqual(b - a, wallMs * 0.5)
+        XCTAssertLessThan(b - a, wallMs + 5)
         XCTAssertNil(SchedClock.nowMilliseconds(onCPU: -1, readOwnSched: read))
     }
 }
